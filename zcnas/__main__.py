@@ -1,0 +1,3 @@
+from zcnas.cli import main
+
+main()

@@ -1,0 +1,223 @@
+"""The `zcnas` command line: a thin shell over the Python API (parse, call, render)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from zcnas import __version__
+from zcnas.cli_common import console, err_console, user_errors
+
+app = typer.Typer(
+    name="zcnas",
+    help=(
+        "Which training-free proxy ranks your architectures the way training would?\n\n"
+        "Example: zcnas score --proxies synflow,nwot --sample 200"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+try:  # the benchmark commands live in their own module
+    from zcnas.cli_bench import bench_app
+
+    app.add_typer(bench_app, name="bench")
+except ImportError:  # pragma: no cover - only while the module is absent
+    pass
+
+DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks_data" / "default.h5"
+
+
+def default_benchmark() -> Path:
+    """The benchmark embedded in the repository (benchmarks_data/), used when none is given."""
+    if not DEFAULT_BENCHMARK.exists():
+        from zcnas.errors import BenchmarkError
+
+        raise BenchmarkError(
+            f"No benchmark given and the embedded default ({DEFAULT_BENCHMARK}) is missing; "
+            "install zcnas from a clone with `pip install -e .` or pass a benchmark file."
+        )
+    return DEFAULT_BENCHMARK
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        console.print(__version__)
+        raise typer.Exit(0)
+
+
+@app.command("proxies")
+@user_errors
+def proxies_command(
+    pattern: str = typer.Argument("*", help="Wildcard on proxy names, e.g. 'grad*'."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the registered proxies: family, labels, passes, reference.
+
+    Example: zcnas proxies 'syn*'
+    """
+    from zcnas.proxies import list_proxies
+
+    infos = list_proxies(pattern)
+    if json_out:
+        import json
+
+        rows = [
+            {
+                "name": i.name,
+                "family": i.family,
+                "needs_labels": i.needs_labels,
+                "needs_data": i.needs_data,
+                "passes": list(i.passes),
+                "aggregation": i.aggregation,
+                "reference": i.reference,
+                "summary": i.summary,
+            }
+            for i in infos
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(infos)} proxies", show_lines=False)
+    for column in ("name", "family", "labels", "data", "passes", "reference"):
+        table.add_column(column, overflow="fold")
+    for i in infos:
+        table.add_row(
+            i.name, i.family, "yes" if i.needs_labels else "no", "yes" if i.needs_data else "no",
+            ", ".join(i.passes), i.reference,
+        )
+    console.print(table)
+
+
+@app.command("score")
+@user_errors
+def score_command(
+    benchmark: Optional[Path] = typer.Argument(
+        None, help="Benchmark file (.h5). Default: the benchmark embedded in zcnas.", show_default=False
+    ),
+    proxies: str = typer.Option("synflow,nwot,grad_norm,params,flops", "--proxies", "-p", help="Comma-separated proxy names or wildcards."),
+    sample: Optional[int] = typer.Option(None, "--sample", "-n", help="Score this many architectures drawn by --seed (default: all)."),
+    seed: int = typer.Option(0, "--seed", help="Job seed: decides the sample, the probe batch and every architecture's init."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Probe batch size."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run file to write (default: runs/<benchmark>-s<seed>.h5)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --out, skipping what is done."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+    no_share: bool = typer.Option(False, "--no-share", help="Run every proxy on its own passes (for comparison)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
+) -> None:
+    """Score a benchmark's architectures with training-free proxies and report the correlations.
+
+    Example: zcnas score bench.h5 --proxies synflow,nwot --sample 200 --workers 2 --out run.h5
+    """
+    from zcnas.report import build_report, write_report
+    from zcnas.run.runner import JobOptions, run_job
+
+    benchmark = benchmark or default_benchmark()
+    if out is None:
+        out = Path("runs") / f"{Path(benchmark).stem}-s{seed}.h5"
+        out.parent.mkdir(exist_ok=True)
+    options = JobOptions(
+        proxies=proxies,
+        sample=sample,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        share=not no_share,
+        device=device,
+        scheduler=scheduler,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    if quiet:
+        store = run_job(benchmark, out, options)
+    else:
+        with Progress(
+            TextColumn("[bold]scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("score", total=None, rate="")
+            state = {"start_done": None}
+
+            def on_progress(done: int, total: int) -> None:
+                if state["start_done"] is None:
+                    state["start_done"] = done
+                    progress.reset(task, total=total, completed=done, rate="")
+                    return
+                elapsed = progress.tasks[0].elapsed or 0.0
+                new = done - state["start_done"]
+                rate = f"{new / elapsed:.2f} arch/s" if elapsed > 0 else ""
+                progress.update(task, completed=done, rate=rate)
+
+            store = run_job(benchmark, out, options, on_progress=on_progress)
+    report = build_report(store)
+    json_path, md_path = write_report(report, out)
+    _print_report(report)
+    console.print(f"run: {out}   report: {json_path}, {md_path}", highlight=False)
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    run: Path = typer.Argument(..., help="Run file written by `zcnas score`."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Write the files, print nothing."),
+) -> None:
+    """Compute the correlation report of a run (also of an unfinished one) and write JSON + Markdown.
+
+    Example: zcnas report runs/default-s0.h5
+    """
+    from zcnas.report import build_report, write_report
+    from zcnas.run.store import RunStore
+
+    store = RunStore.open(run)
+    report = build_report(store)
+    json_path, md_path = write_report(report, run)
+    if not quiet:
+        _print_report(report)
+        console.print(f"report: {json_path}, {md_path}", highlight=False)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _print_report(report: dict) -> None:
+    for target in report["targets"]:
+        table = Table(title=f"{report['benchmark']}: {report['architectures']} architectures vs {target}")
+        for column in ("proxy", "Spearman ρ", "Kendall τ", "Pearson r", "n", "failed", "median s/arch"):
+            table.add_column(column, justify="left" if column == "proxy" else "right")
+        ranked = sorted(
+            report["proxies"],
+            key=lambda e: -(e["targets"][target]["spearman"] if e["targets"][target]["spearman"] is not None else -9),
+        )
+        for entry in ranked:
+            t = entry["targets"][target]
+            table.add_row(
+                entry["proxy"], _fmt(t["spearman"]), _fmt(t["kendall"]), _fmt(t["pearson"]), str(t["n"]),
+                str(entry["failed"]), _fmt(entry["median_seconds"], 4),
+            )
+        console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""`zcnas bench ...`: import existing benchmarks into zcnas benchmark files and inspect them.
+
+Thin: options are parsed here, the work is done by `zcnas.bench`, results are drawn with rich.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from zcnas.cli_common import console, user_errors
+from zcnas.errors import BenchmarkError
+
+bench_app = typer.Typer(
+    help="Benchmark files: import existing benchmarks (CSV, AnalogNAS-Bench) and inspect them.",
+    no_args_is_help=True,
+)
+import_app = typer.Typer(
+    help=(
+        "Convert an existing benchmark into a zcnas benchmark file (.h5) with a probe image set.\n\n"
+        "Example: zcnas bench import csv nb201_accuracies.csv --dataset cifar10 "
+        "--probe cifar-10-batches-py --out nb201-cifar10.h5"
+    ),
+    no_args_is_help=True,
+)
+bench_app.add_typer(import_app, name="import")
+
+
+class ArchEncoding(str, Enum):
+    arch_str = "arch_str"
+    naslib = "naslib"
+
+
+class ProbeStats(str, Enum):
+    images = "images"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+
+
+# Options shared by every importer.
+PROBE = typer.Option(
+    ...,
+    "--probe",
+    help="Probe images: an .npz with 'images' (uint8 N,H,W,C) and 'labels', a CIFAR python batch "
+    "file (data_batch_1, test_batch, train) or the extracted cifar-10-batches-py / cifar-100-python directory.",
+    show_default=False,
+)
+PROBE_SIZE = typer.Option(
+    None, "--probe-size", help="Probe images to keep, class-balanced (default: all, at most 1024)."
+)
+PROBE_SEED = typer.Option(0, "--probe-seed", help="Seed of the class-balanced probe subset.")
+PROBE_STATS = typer.Option(
+    ProbeStats.images,
+    "--probe-stats",
+    help="Normalisation mean/std: computed from the probe source's images, or the standard CIFAR constants.",
+)
+FORCE = typer.Option(False, "--force", help="Replace the output file if it exists.")
+
+
+def _load_probe(path: Path, size: Optional[int], seed: int, stats: ProbeStats):
+    from zcnas.bench.probe import load_probe
+
+    return load_probe(path, size=size, seed=seed, mean=None if stats is ProbeStats.images else stats.value)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise BenchmarkError(f"Output file {out} already exists; pass --force to replace it.")
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise BenchmarkError(f"Output file {out} should end in .h5 (it is an HDF5 file).")
+
+
+@import_app.command("csv")
+@user_errors
+def import_csv_command(
+    csv_file: Path = typer.Argument(..., help="CSV with one architecture per row.", show_default=False),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset the targets were measured on, e.g. cifar10.", show_default=False),
+    probe: Path = PROBE,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Benchmark file to write (default: <csv name>.h5)."),
+    num_classes: Optional[int] = typer.Option(
+        None, "--num-classes", help="Classes of the dataset (default: known for cifar10, cifar100, ImageNet16-120)."
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="Benchmark name (default: the CSV file's stem)."),
+    space: str = typer.Option("nb201", "--space", help="Search space of the architectures."),
+    encoding: ArchEncoding = typer.Option(
+        ArchEncoding.arch_str, "--encoding", help="What the architecture column holds: NB201 strings or NASLib tuples."
+    ),
+    arch_column: Optional[str] = typer.Option(
+        None, "--arch-column", help="Architecture column (default: arch_str, or naslib_op_indices with --encoding naslib)."
+    ),
+    index_column: str = typer.Option(
+        "index", "--index-column", help="Column of stable integer ids (the row number when the CSV has no 'index')."
+    ),
+    target: Optional[list[str]] = typer.Option(
+        None, "--target", "-t", help="Target column (repeat for several) (default: every numeric column)."
+    ),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", help="Column not to import as a target (repeatable)."),
+    probe_size: Optional[int] = PROBE_SIZE,
+    probe_seed: int = PROBE_SEED,
+    probe_stats: ProbeStats = PROBE_STATS,
+    force: bool = FORCE,
+):
+    """Import a CSV of architectures and accuracies.
+
+    Example: zcnas bench import csv nb201_accuracies.csv --dataset cifar10 --probe cifar10_train10k_jpeg.npz --exclude params_M --out nb201.h5
+    """
+    from zcnas.bench.importers import import_csv
+
+    out = out or Path(f"{csv_file.stem}.h5")
+    _check_out(out, force)
+    probe_set = _load_probe(probe, probe_size, probe_seed, probe_stats)
+    benchmark = import_csv(
+        csv_file,
+        out,
+        probe=probe_set,
+        dataset=dataset,
+        num_classes=num_classes,
+        name=name,
+        space=space,
+        encoding=encoding.value,
+        arch_column=arch_column,
+        index_column=index_column,
+        target_columns=target or None,
+        exclude_columns=exclude or (),
+    )
+    _report_written(benchmark)
+
+
+@import_app.command("analognas")
+@user_errors
+def import_analognas_command(
+    probe: Path = PROBE,
+    out: Path = typer.Option(Path("analognas-bench.h5"), "--out", "-o", help="Benchmark file to write."),
+    name: str = typer.Option("analognas-bench", "--name", help="Benchmark name."),
+    probe_size: Optional[int] = PROBE_SIZE,
+    probe_seed: int = PROBE_SEED,
+    probe_stats: ProbeStats = PROBE_STATS,
+    force: bool = FORCE,
+):
+    """Import AnalogNAS-Bench (15,625 NB201 cells on CIFAR-10) from the `analog-nasbench` package.
+
+    Needs `pip install analog-nasbench`; its data file is read without running the package's code.
+
+    Example: zcnas bench import analognas --probe cifar-10-batches-py --probe-stats cifar10 --out analognas.h5
+    """
+    from zcnas.bench.importers import analognas_data_file, import_analognas
+
+    analognas_data_file()  # fail on a missing package before the probe is read
+    _check_out(out, force)
+    probe_set = _load_probe(probe, probe_size, probe_seed, probe_stats)
+    benchmark = import_analognas(out, probe=probe_set, name=name)
+    _report_written(benchmark)
+
+
+def _report_written(benchmark) -> None:
+    console.print(
+        f"[green]wrote[/] {benchmark.path}: {benchmark.n_archs:,} architectures, "
+        f"{len(benchmark.targets)} targets ({', '.join(benchmark.targets)}), "
+        f"{len(benchmark.probe_labels)} probe images",
+        highlight=False,
+    )
+
+
+@bench_app.command("info")
+@user_errors
+def info_command(
+    file: Path = typer.Argument(..., help="Benchmark file (.h5).", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+):
+    """Validate a benchmark file and summarise it: space, dataset, targets, probe set, provenance.
+
+    Example: zcnas bench info nb201.h5
+    """
+    from zcnas.bench.format import open_benchmark
+
+    summary = open_benchmark(file).summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+
+    about = Table.grid(padding=(0, 2))
+    about.add_column(style="bold")
+    about.add_column()
+    about.add_row("file", summary["path"])
+    about.add_row("name", summary["name"])
+    about.add_row("format", f"version {summary['format_version']}")
+    about.add_row("space", summary["search_space"])
+    about.add_row("dataset", f"{summary['dataset']} ({summary['num_classes']} classes)")
+    about.add_row("architectures", f"{summary['n_archs']:,}")
+    shape = summary["probe_shape"]
+    about.add_row(
+        "probe",
+        f"{shape[0]} images {shape[1]}x{shape[2]}x{shape[3]} (NHWC), "
+        f"mean {_numbers(summary['probe_mean'])}, std {_numbers(summary['probe_std'])}",
+    )
+    about.add_row("source", summary["source"] or "-")
+    about.add_row("created", summary["created"] or "-")
+    console.print(about, highlight=False)
+
+    targets = Table(title="targets", title_justify="left")
+    targets.add_column("target")
+    for column in ("min", "mean", "max", "NaN", "seeds"):
+        targets.add_column(column, justify="right")
+    targets.add_column("std")
+    for metric, stats in summary["targets"].items():
+        targets.add_row(
+            metric,
+            _number(stats["min"]),
+            _number(stats["mean"]),
+            _number(stats["max"]),
+            f"[yellow]{stats['nan']}[/]" if stats["nan"] else "0",
+            str(stats["seeds"]) if stats["seeds"] else "-",
+            "yes" if stats["has_std"] else "-",
+        )
+    console.print(targets)
+
+
+def _number(value) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _numbers(values) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"

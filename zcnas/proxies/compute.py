@@ -1,0 +1,77 @@
+"""The one entry point that runs the proxies you ask for on one network."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from zcnas.errors import ProxyError
+from zcnas.proxies.passes import ProbeContext
+from zcnas.proxies.registry import check_finite, get_proxy
+
+
+@dataclass
+class ProxyOutcome:
+    """A proxy's result on one architecture, or the reason it failed there."""
+
+    score: float
+    layers: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_batch(names: list[str], batch_size: int, has_labels: bool = True) -> None:
+    """Refuse, before any work, a probe batch some proxy cannot use."""
+    for name in names:
+        info = get_proxy(name)
+        if batch_size < info.min_batch:
+            raise ProxyError(
+                f"Proxy {name} needs a probe batch of at least {info.min_batch} images; "
+                f"got {batch_size} (raise --batch-size)."
+            )
+        if info.needs_labels and not has_labels:
+            raise ProxyError(f"Proxy {name} needs labels, but the probe batch has none.")
+
+
+def compute_proxies(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    names: list[str],
+    *,
+    num_classes: int,
+    seed: int = 0,
+    share: bool = True,
+) -> dict[str, ProxyOutcome]:
+    """Score `model` with each named proxy; one proxy failing does not stop the others.
+
+    With `share`, passes needed by several proxies run once (see `passes.py`); a shared pass
+    is timed with the first proxy that needs it. Without, every proxy runs its passes alone.
+    """
+    infos = [get_proxy(name) for name in names]
+    check_batch(names, int(x.shape[0]), y is not None)
+
+    def context(for_infos):
+        passes = {p for info in for_infos for p in info.passes}
+        return ProbeContext(model, x, y, num_classes=num_classes, passes=passes, seed=seed)
+
+    shared = context(infos) if share else None
+    outcomes: dict[str, ProxyOutcome] = {}
+    for info in infos:
+        ctx = shared if share else context([info])
+        start = time.perf_counter()
+        try:
+            result = check_finite(info.name, info(ctx))
+            outcomes[info.name] = ProxyOutcome(result.score, dict(result.layers), time.perf_counter() - start)
+        except ProxyError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one architecture failing must not stop a run
+            message = f"{type(error).__name__}: {error}".strip()
+            outcomes[info.name] = ProxyOutcome(float("nan"), {}, time.perf_counter() - start, message[:500])
+    return outcomes

@@ -1,0 +1,246 @@
+"""Shared passes: what several proxies need from one architecture, computed once.
+
+Proxies declare the passes they need by name. A `ProbeContext` is made for one architecture
+and the set of proxies asked for on it; the first proxy that needs a pass triggers it, and
+the products are cached for every other proxy. With sharing off (`--no-share`), the runner
+makes one context per proxy, so each proxy pays for its own passes, as the reference code does.
+
+Passes (the names proxies declare):
+
+- ``weights``             no computation: the initial weights of conv/linear layers.
+- ``shape``               one forward of a zero input of batch 1 in eval mode (sizes, FLOPs).
+- ``loss_gradient``       forward of the probe batch in train mode (BN batch statistics, as
+                          the references do on a freshly built net), cross-entropy, gradient of
+                          the loss w.r.t. each conv/linear weight.
+- ``activation_gradient`` the same pass also returns each conv/linear output and the loss
+                          gradient w.r.t. it (Fisher).
+- ``hessian_gradient``    the same pass, with the graph kept, also returns H·g (GraSP).
+- ``input_jacobian``      the same forward also gives d(sum of logits)/d(input) (jacob_cov).
+- ``relu_codes``          the same forward also accumulates the NASWOT Hamming kernel.
+- ``synflow``             a float64 copy with |weights|, BatchNorm removed, an all-ones input
+                          of batch 1, gradient of the output sum (SynFlow).
+
+Every pass works on its own deep copy of the network and on a detached clone of the batch, so
+the caller's network (weights, mode, `.grad`) and probe tensors are never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zcnas.errors import ProxyError
+
+TRAIN_PASS = frozenset(
+    {"loss_gradient", "activation_gradient", "hessian_gradient", "input_jacobian", "relu_codes"}
+)
+OTHER_PASSES = frozenset({"weights", "shape", "synflow"})
+KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES
+
+WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
+
+
+def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The conv and linear layers, by module path: the layers zero-cost proxies score."""
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, WEIGHTED_LAYERS)]
+
+
+@dataclass
+class TrainPass:
+    """Products of one forward/backward of the probe batch through a train-mode copy."""
+
+    logits: torch.Tensor
+    weights: dict[str, torch.Tensor]
+    grads: dict[str, torch.Tensor]
+    activations: dict[str, torch.Tensor] | None = None
+    activation_grads: dict[str, torch.Tensor] | None = None
+    hessian_grads: dict[str, torch.Tensor] | None = None
+    input_jacobian: torch.Tensor | None = None
+    relu_kernel: torch.Tensor | None = None
+
+
+class ProbeContext:
+    """One architecture, one probe batch, and the passes its proxies share."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        *,
+        num_classes: int,
+        passes: Iterable[str],
+        seed: int = 0,
+    ):
+        if x.dim() != 4:
+            raise ProxyError(f"The probe batch must have shape (N, C, H, W); got {tuple(x.shape)}.")
+        if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
+            raise ProxyError(
+                f"The probe labels must be a vector of {x.shape[0]} labels; got shape {tuple(y.shape)}."
+            )
+        unknown = set(passes) - KNOWN_PASSES
+        if unknown:
+            raise ValueError(f"unknown passes {sorted(unknown)}")
+        self.model = model
+        self.x = x
+        self.y = y
+        self.num_classes = num_classes
+        self.seed = seed
+        self.passes = frozenset(passes)
+        self._cache: dict[str, object] = {}
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.x.shape[0])
+
+    def generator(self, purpose: str) -> torch.Generator:
+        """A torch generator seeded from the architecture's seed and `purpose` alone."""
+        generator = torch.Generator(device=self.x.device)
+        generator.manual_seed((self.seed * 1_000_003 + zlib.crc32(purpose.encode())) % (2**63))
+        return generator
+
+    def fresh_copy(self) -> nn.Module:
+        """A private copy of the network, for proxies that must change it (re-init, hooks)."""
+        return copy.deepcopy(self.model)
+
+    def _cached(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    # -- passes ---------------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {name: module.weight.detach() for name, module in weighted_layers(self.model)}
+
+    def shape_pass(self) -> dict[str, dict]:
+        return self._cached("shape", self._shape_pass)
+
+    def train_pass(self) -> TrainPass:
+        return self._cached("train", self._train_pass)
+
+    def synflow_pass(self) -> dict[str, torch.Tensor]:
+        return self._cached("synflow", self._synflow_pass)
+
+    def _shape_pass(self) -> dict[str, dict]:
+        net = copy.deepcopy(self.model).eval()
+        sizes: dict[str, dict] = {}
+
+        def record(name):
+            def hook(module, inputs, output):
+                sizes[name] = {"input": tuple(inputs[0].shape), "output": tuple(output.shape)}
+
+            return hook
+
+        handles = [module.register_forward_hook(record(name)) for name, module in weighted_layers(net)]
+        with torch.no_grad():
+            net(torch.zeros((1, *self.x.shape[1:]), dtype=self.x.dtype, device=self.x.device))
+        for handle in handles:
+            handle.remove()
+        return sizes
+
+    def _train_pass(self) -> TrainPass:
+        wanted = self.passes & TRAIN_PASS
+        needs_labels = wanted & {"loss_gradient", "activation_gradient", "hessian_gradient"}
+        if needs_labels and self.y is None:
+            raise ProxyError("This proxy needs labels, but the probe batch has none.")
+        net = copy.deepcopy(self.model).train()
+        layers = weighted_layers(net)
+        x = self.x.detach().clone()
+        if "input_jacobian" in wanted:
+            x.requires_grad_(True)
+
+        handles = []
+        activations: dict[str, torch.Tensor] = {}
+        if "activation_gradient" in wanted:
+
+            def keep_output(name):
+                def hook(module, inputs, output):
+                    activations[name] = output
+
+                return hook
+
+            handles += [module.register_forward_hook(keep_output(name)) for name, module in layers]
+
+        relu_kernel = None
+        if "relu_codes" in wanted:
+            n = x.shape[0]
+            relu_kernel = torch.zeros((n, n), dtype=torch.float64, device=x.device)
+
+            def accumulate_codes(module, inputs, output):
+                # NASWOT: binary code of each unit's pre-activation; K counts agreements.
+                codes = (inputs[0].detach().reshape(n, -1) > 0).to(torch.float64)
+                relu_kernel.add_(codes @ codes.t()).add_((1.0 - codes) @ (1.0 - codes).t())
+
+            handles += [m.register_forward_hook(accumulate_codes) for m in net.modules() if isinstance(m, nn.ReLU)]
+
+        try:
+            logits = net(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+        result = TrainPass(logits=logits.detach(), weights={}, grads={}, relu_kernel=relu_kernel)
+        result.weights = {name: module.weight.detach() for name, module in layers}
+        hessian = "hessian_gradient" in wanted
+        if "input_jacobian" in wanted:
+            (jacobian,) = torch.autograd.grad(logits.sum(), x, retain_graph=bool(needs_labels))
+            result.input_jacobian = jacobian.detach()
+        if needs_labels:
+            loss = F.cross_entropy(logits, self.y)
+            weights = [module.weight for _, module in layers]
+            act_names = list(activations)
+            inputs = weights + [activations[name] for name in act_names]
+            grads = torch.autograd.grad(loss, inputs, create_graph=hessian, allow_unused=True)
+            weight_grads = [
+                g if g is not None else torch.zeros_like(w) for g, w in zip(grads[: len(weights)], weights)
+            ]
+            result.grads = {name: g.detach() for (name, _), g in zip(layers, weight_grads)}
+            if act_names:
+                result.activations = {name: activations[name].detach() for name in act_names}
+                result.activation_grads = {
+                    name: (g.detach() if g is not None else torch.zeros_like(activations[name]))
+                    for name, g in zip(act_names, grads[len(weights) :])
+                }
+            if hessian:
+                # GraSP: z = <g (constant), g(θ)>; dz/dθ = H·g.
+                z = sum((g.detach() * g).sum() for g in weight_grads if g.requires_grad)
+                if isinstance(z, torch.Tensor) and z.requires_grad:
+                    hg = torch.autograd.grad(z, weights, allow_unused=True)
+                else:
+                    hg = [None] * len(weights)
+                result.hessian_grads = {
+                    name: (h.detach() if h is not None else torch.zeros_like(w))
+                    for (name, _), h, w in zip(layers, hg, weights)
+                }
+        return result
+
+    def _synflow_pass(self) -> dict[str, torch.Tensor]:
+        net = copy.deepcopy(self.model).double()
+        _remove_batchnorm(net)
+        with torch.no_grad():
+            for tensor in net.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.abs_()
+        layers = weighted_layers(net)
+        ones = torch.ones((1, *self.x.shape[1:]), dtype=torch.float64, device=self.x.device)
+        output = net(ones)
+        weights = [module.weight for _, module in layers]
+        grads = torch.autograd.grad(output.sum(), weights, allow_unused=True)
+        return {
+            name: (w * g).abs().detach() if g is not None else torch.zeros_like(w)
+            for (name, _), w, g in zip(layers, weights, grads)
+        }
+
+
+def _remove_batchnorm(net: nn.Module) -> None:
+    """Replace every BatchNorm by identity (zero-cost-NAS `bn=False` copies)."""
+    for name, module in list(net.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(module, child_name, nn.Identity())

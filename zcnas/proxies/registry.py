@@ -1,0 +1,130 @@
+"""The one registry of training-free proxies.
+
+A proxy is a plain function `proxy(ctx: ProbeContext) -> ProxyResult`, registered with its
+metadata by the `@proxy(...)` decorator. The CLI (`zcnas proxies`), the runner, the reports
+and the common tests all read this registry; nothing else lists proxies.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from zcnas.errors import ProxyError
+
+# Aggregations: how a proxy's per-layer statistics relate to its score.
+#   "sum":  score == sum of the per-layer values (the zero-cost-NAS `sum_arr` convention)
+#   "none": the per-layer values describe the network layer by layer but do not add up to the
+#           score (for example `params` counts BN parameters too), or there are none at all.
+AGGREGATIONS = ("sum", "none")
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    """One proxy on one architecture: a scalar (higher = predicted better) and per-layer values."""
+
+    score: float
+    layers: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    name: str
+    family: str
+    function: Callable
+    passes: tuple[str, ...]
+    needs_labels: bool
+    needs_data: bool
+    aggregation: str
+    reference: str
+    summary: str
+    min_batch: int = 1
+
+    def __call__(self, ctx) -> ProxyResult:
+        return self.function(ctx)
+
+
+_REGISTRY: dict[str, ProxyInfo] = {}
+
+
+def proxy(
+    name: str,
+    *,
+    family: str,
+    passes: tuple[str, ...],
+    needs_labels: bool,
+    needs_data: bool,
+    reference: str,
+    aggregation: str = "sum",
+    min_batch: int = 1,
+):
+    """Register a proxy function under a stable public name."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
+
+    def register(function):
+        if name in _REGISTRY:
+            raise ValueError(f"proxy {name!r} registered twice")
+        doc = (function.__doc__ or "").strip()
+        _REGISTRY[name] = ProxyInfo(
+            name=name,
+            family=family,
+            function=function,
+            passes=tuple(passes),
+            needs_labels=needs_labels,
+            needs_data=needs_data,
+            aggregation=aggregation,
+            reference=reference,
+            summary=doc.splitlines()[0] if doc else "",
+            min_batch=min_batch,
+        )
+        return function
+
+    return register
+
+
+def _load_families() -> None:
+    # Importing a family module registers its proxies; kept here so `get_proxy` always sees all.
+    from zcnas.proxies import activation, gradient, size  # noqa: F401
+
+
+def list_proxies(pattern: str = "*") -> list[ProxyInfo]:
+    """Every registered proxy whose name matches the wildcard `pattern` (timm's list_models)."""
+    _load_families()
+    return [info for name, info in sorted(_REGISTRY.items()) if fnmatch.fnmatch(name, pattern)]
+
+
+def get_proxy(name: str) -> ProxyInfo:
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ProxyError(f"Unknown proxy {name!r}; known proxies: {known} (see `zcnas proxies`).") from None
+
+
+def parse_proxy_list(text: str) -> list[str]:
+    """'synflow, nwot' or 'grad_*' -> registered names, in the order given, without repeats."""
+    names: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if any(ch in item for ch in "*?["):
+            matched = [info.name for info in list_proxies(item)]
+            if not matched:
+                raise ProxyError(f"No proxy matches {item!r}; see `zcnas proxies`.")
+        else:
+            matched = [get_proxy(item).name]
+        names.extend(name for name in matched if name not in names)
+    if not names:
+        raise ProxyError("No proxy given; pass e.g. --proxies synflow,nwot (see `zcnas proxies`).")
+    return names
+
+
+def check_finite(name: str, result: ProxyResult) -> ProxyResult:
+    """A proxy that yields NaN or inf has failed for this architecture; say so, don't hide it."""
+    if not isinstance(result.score, float) or not math.isfinite(result.score):
+        raise FloatingPointError(f"{name} returned a non-finite score ({result.score})")
+    return result

@@ -1,0 +1,264 @@
+"""Run a scoring job: benchmark x architecture sample x proxies x seed, in worker pools.
+
+Determinism: the sample and every architecture's seed derive from the job seed alone (the
+architecture's seed from (job seed, its stable benchmark index)), every architecture is
+scored by the same pure function `score_architecture` with torch limited to one thread, and
+the probe batch is drawn once by the job seed. So the scores are bit-identical whatever the
+number of workers, the backend (in-process, loky, Dask) or the order results come back in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from zcnas.bench import open_benchmark
+from zcnas.errors import RunError
+from zcnas.proxies import ProxyOutcome, check_batch, compute_proxies, parse_proxy_list
+from zcnas.run.store import RunSpec, RunStore
+from zcnas.spaces import get_space
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ArchTask:
+    row: int
+    encoding: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ScoringPayload:
+    """What every task of a job shares (sent once per worker batch, or scattered on Dask)."""
+
+    search_space: str
+    space_options: dict
+    num_classes: int
+    x: np.ndarray
+    y: np.ndarray
+    proxies: tuple[str, ...]
+    share: bool = True
+    device: str = "cpu"
+
+
+def arch_seed(job_seed: int, index: int) -> int:
+    """The seed of one architecture: from the job seed and its stable index, nothing else."""
+    return int(np.random.SeedSequence([int(job_seed), int(index)]).generate_state(1, dtype=np.uint32)[0])
+
+
+def sample_rows(n_archs: int, sample: int | None, seed: int) -> np.ndarray:
+    """The rows of the benchmark a job scores: all of them, or `sample` drawn by the seed."""
+    if sample is None or sample == n_archs:
+        return np.arange(n_archs)
+    if sample < 1:
+        raise RunError(f"--sample must be at least 1; got {sample}.")
+    if sample > n_archs:
+        raise RunError(f"--sample {sample} is larger than the benchmark's {n_archs} architectures.")
+    return np.sort(np.random.default_rng(seed).choice(n_archs, size=sample, replace=False))
+
+
+def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, dict[str, ProxyOutcome]]:
+    """Build one architecture from its seed and score it: the unit of work of every backend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(task.seed)
+        device = torch.device(payload.device)
+        space = get_space(payload.search_space)
+        model = space.build(task.encoding, num_classes=payload.num_classes, **payload.space_options).to(device)
+        x = torch.from_numpy(payload.x).to(device)
+        y = torch.from_numpy(payload.y).to(device)
+        outcomes = compute_proxies(
+            model, x, y, list(payload.proxies), num_classes=payload.num_classes, seed=task.seed, share=payload.share
+        )
+    except Exception as error:  # noqa: BLE001 - a failure to build is this architecture's failure
+        message = f"{type(error).__name__}: {error}"[:500]
+        outcomes = {name: ProxyOutcome(float("nan"), {}, 0.0, message) for name in payload.proxies}
+    finally:
+        torch.set_num_threads(threads)
+    return task.row, outcomes
+
+
+# -- backends ------------------------------------------------------------------------------
+def _in_process(tasks: list[ArchTask], payload: ScoringPayload) -> Iterator:
+    for task in tasks:
+        yield score_architecture(task, payload)
+
+
+def _loky(tasks: list[ArchTask], payload: ScoringPayload, workers: int) -> Iterator:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", batch_size=1)
+    yield from parallel(delayed(score_architecture)(task, payload) for task in tasks)
+
+
+def _dask(tasks: list[ArchTask], payload: ScoringPayload, scheduler: str) -> Iterator:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise RunError("--scheduler needs Dask: pip install 'zcnas[dask]'.") from None
+    try:
+        client = Client(scheduler, timeout="20s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise RunError(f"Cannot reach the Dask scheduler at {scheduler} ({error}).") from None
+    try:
+        shared = client.scatter(payload, broadcast=True)
+        futures = [client.submit(score_architecture, task, shared, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+
+
+def execute(
+    tasks: list[ArchTask], payload: ScoringPayload, *, workers: int = 1, scheduler: str | None = None
+) -> Iterator[tuple[int, dict[str, ProxyOutcome]]]:
+    """Score `tasks`, yielding results as they finish (in any order)."""
+    if scheduler:
+        return _dask(tasks, payload, scheduler)
+    if workers <= 1 or len(tasks) <= 1:
+        return _in_process(tasks, payload)
+    return _loky(tasks, payload, workers)
+
+
+# -- the job -------------------------------------------------------------------------------
+@dataclass
+class JobOptions:
+    proxies: str | Iterable[str]
+    sample: int | None = None
+    seed: int = 0
+    batch_size: int = 64
+    workers: int = 1
+    share: bool = True
+    device: str = "cpu"
+    scheduler: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    checkpoint_seconds: float = 30.0
+    extra: dict = field(default_factory=dict)
+
+
+def _check_device(device: str) -> None:
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise RunError(f"Unknown device {device!r}; use cpu, cuda or cuda:N.") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {device} was asked for, but this machine has no CUDA GPU; use --device cpu.")
+
+
+def run_job(
+    benchmark: str | os.PathLike,
+    out: str | os.PathLike,
+    options: JobOptions,
+    on_progress: ProgressCallback | None = None,
+) -> RunStore:
+    """Score a benchmark and keep every result in the run file `out`; returns the finished store."""
+    names = options.proxies if not isinstance(options.proxies, str) else parse_proxy_list(options.proxies)
+    names = parse_proxy_list(",".join(names))
+    _check_device(options.device)
+    if options.workers < 1:
+        raise RunError(f"--workers must be at least 1; got {options.workers}.")
+    bench = open_benchmark(benchmark)
+    check_batch(names, options.batch_size)
+    rows = sample_rows(len(bench.encodings), options.sample, options.seed)
+    space_options = _space_options(bench)
+    spec = RunSpec(
+        benchmark=str(Path(benchmark).resolve()),
+        benchmark_name=bench.name,
+        search_space=bench.search_space,
+        dataset=bench.dataset,
+        num_classes=int(bench.num_classes),
+        proxies=tuple(names),
+        seed=int(options.seed),
+        sample=len(rows),
+        batch_size=int(options.batch_size),
+        share=bool(options.share),
+        space_options=space_options,
+    )
+    out = Path(out)
+    store = _open_or_create(out, spec, bench, rows, options)
+    x, y = bench.probe_batch(options.batch_size, seed=options.seed)
+    payload = ScoringPayload(
+        search_space=spec.search_space,
+        space_options=space_options,
+        num_classes=spec.num_classes,
+        x=x.numpy(),
+        y=y.numpy(),
+        proxies=spec.proxies,
+        share=spec.share,
+        device=options.device,
+    )
+    pending = store.pending_rows()
+    tasks = [ArchTask(row, store.encodings[row], int(store.arch_seeds[row])) for row in pending]
+    total, done = len(store), store.done_count()
+    if on_progress:
+        on_progress(done, total)
+    last_checkpoint = time.monotonic()
+    try:
+        for row, outcomes in execute(tasks, payload, workers=options.workers, scheduler=options.scheduler):
+            store.record(row, outcomes)
+            done += 1
+            if on_progress:
+                on_progress(done, total)
+            if time.monotonic() - last_checkpoint > options.checkpoint_seconds:
+                store.checkpoint()
+                last_checkpoint = time.monotonic()
+    finally:
+        store.checkpoint()
+    return store
+
+
+def _open_or_create(out: Path, spec: RunSpec, bench, rows: np.ndarray, options: JobOptions) -> RunStore:
+    if out.exists() and options.resume:
+        store = RunStore.open(out)
+        differences = spec.differences(store.spec)
+        if differences:
+            raise RunError(
+                f"{out} was started with other settings ({', '.join(differences)} differ); "
+                "rerun with the same options to resume, or write to a new --out."
+            )
+        if list(store.encodings) != [bench.encodings[r] for r in rows]:
+            raise RunError(f"{out} holds other architectures than this benchmark's sample; use a new --out.")
+        return store
+    if out.exists() and not options.overwrite:
+        raise RunError(f"{out} already exists; pass --resume to finish it or --overwrite to start again.")
+    if not out.parent.exists():
+        raise RunError(f"The folder of --out ({out.parent}) does not exist.")
+    index = np.asarray(bench.index)[rows]
+    space = get_space(spec.search_space)
+    slot_order = space.layer_slots(**_slot_options(spec.space_options)) if hasattr(space, "layer_slots") else []
+    return RunStore.create(
+        out,
+        spec,
+        encodings=[bench.encodings[r] for r in rows],
+        index=index,
+        arch_seeds=np.array([arch_seed(spec.seed, i) for i in index], dtype=np.int64),
+        targets={name: np.asarray(values)[rows] for name, values in bench.targets.items()},
+        target_seeds={name: np.asarray(values)[rows] for name, values in bench.target_seeds.items()},
+        slot_order=slot_order,
+    )
+
+
+def _space_options(bench) -> dict:
+    """Build options of the space (e.g. a narrow NB201: {"C": 8, "N": 1}) from the benchmark."""
+    raw = bench.attrs.get("space_options")
+    if raw is None or raw == "":
+        return {}
+    try:
+        options = json.loads(raw) if isinstance(raw, (str, bytes)) else dict(raw)
+    except (ValueError, TypeError):
+        raise RunError(f"Benchmark {bench.path} has an unreadable space_options attribute: {raw!r}.") from None
+    return {str(k): v for k, v in options.items()}
+
+
+def _slot_options(space_options: dict) -> dict:
+    return {k: v for k, v in space_options.items() if k == "N"}

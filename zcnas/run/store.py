@@ -1,0 +1,305 @@
+"""The results file of a run: one HDF5 file, never left unreadable, never losing finished work.
+
+Two files on disk while a run is going:
+
+- ``RUN.h5``: the results file proper. It is only ever replaced whole and atomically (written
+  to ``RUN.h5.tmp``, fsynced, then ``os.replace``d), so a crash at any instant leaves either
+  the old or the new complete file.
+- ``RUN.h5.journal``: one JSON line per finished architecture, appended and fsynced as each
+  result arrives. Opening a run replays it on top of the .h5 (a last line cut by a kill is
+  ignored: that architecture is simply computed again). A checkpoint folds the journal into
+  the .h5 and then empties it; replaying a line twice is harmless.
+
+Layout of the results file (format_version 1; see docs/run-format.md):
+
+    attrs: format_version, kind="zcnas-run", spec (JSON of RunSpec), created, zcnas_version
+    archs/encoding, archs/index, archs/seed          the sampled architectures, in sample order
+    targets/<metric>, targets/<metric>_seeds         copied from the benchmark for these rows
+    proxies/<name>/score     float64 (NaN until done or when failed)
+    proxies/<name>/status    int8: 0 pending, 1 ok, 2 failed
+    proxies/<name>/error     utf-8 message for failures ("" otherwise)
+    proxies/<name>/seconds   float64 seconds spent on this architecture
+    proxies/<name>/layers    float64 (n_archs, n_slots) per-layer statistics, NaN where a slot
+                             is absent; attrs["slots"] names the columns (aligned across the
+                             architectures of the space, e.g. NB201's 98 conv/linear slots)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from zcnas import __version__
+from zcnas.errors import RunError
+from zcnas.proxies.compute import ProxyOutcome
+
+FORMAT_VERSION = 1
+PENDING, OK, FAILED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's numbers; a resumed run must match it exactly."""
+
+    benchmark: str
+    benchmark_name: str
+    search_space: str
+    dataset: str
+    num_classes: int
+    proxies: tuple[str, ...]
+    seed: int
+    sample: int
+    batch_size: int
+    share: bool = True
+    space_options: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        data = json.loads(text)
+        data["proxies"] = tuple(data["proxies"])
+        return cls(**data)
+
+    def differences(self, other: "RunSpec") -> list[str]:
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        # The benchmark may have moved; its name and contents (checked by the sample) decide.
+        return [k for k in mine if k != "benchmark" and mine[k] != theirs[k]]
+
+
+@dataclass
+class RunStore:
+    path: Path
+    spec: RunSpec
+    encodings: list[str]
+    index: np.ndarray
+    arch_seeds: np.ndarray
+    targets: dict[str, np.ndarray]
+    target_seeds: dict[str, np.ndarray]
+    created: str
+    slot_order: list[str] = field(default_factory=list)
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    status: dict[str, np.ndarray] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    seconds: dict[str, np.ndarray] = field(default_factory=dict)
+    layers: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+
+    # -- creation and opening --------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        spec: RunSpec,
+        *,
+        encodings: list[str],
+        index: np.ndarray,
+        arch_seeds: np.ndarray,
+        targets: dict[str, np.ndarray],
+        target_seeds: dict[str, np.ndarray] | None = None,
+        slot_order: list[str] | None = None,
+    ) -> "RunStore":
+        path = Path(path)
+        n = len(encodings)
+        store = cls(
+            path=path,
+            spec=spec,
+            encodings=list(encodings),
+            index=np.asarray(index, dtype=np.int64),
+            arch_seeds=np.asarray(arch_seeds, dtype=np.int64),
+            targets={k: np.asarray(v, dtype=np.float64) for k, v in targets.items()},
+            target_seeds={k: np.asarray(v, dtype=np.float64) for k, v in (target_seeds or {}).items()},
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            slot_order=list(slot_order or []),
+        )
+        for name in spec.proxies:
+            store.scores[name] = np.full(n, np.nan)
+            store.status[name] = np.zeros(n, dtype=np.int8)
+            store.errors[name] = [""] * n
+            store.seconds[name] = np.full(n, np.nan)
+            store.layers[name] = {}
+        _journal_path(path).unlink(missing_ok=True)
+        store.checkpoint()
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunStore":
+        path = Path(path)
+        if not path.exists():
+            raise RunError(f"Run file {path} does not exist.")
+        try:
+            with h5py.File(path, "r") as f:
+                store = cls._read(path, f)
+        except RunError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as error:
+            raise RunError(f"{path} is not a readable zcnas run file ({_short(error)}).") from None
+        store._replay_journal()
+        return store
+
+    @classmethod
+    def _read(cls, path: Path, f: h5py.File) -> "RunStore":
+        if f.attrs.get("kind") != "zcnas-run":
+            raise RunError(f"{path} is not a zcnas run file (no kind='zcnas-run' attribute).")
+        version = int(f.attrs.get("format_version", -1))
+        if version != FORMAT_VERSION:
+            raise RunError(
+                f"{path} has run format_version {version}; this zcnas reads version {FORMAT_VERSION}."
+            )
+        spec = RunSpec.from_json(f.attrs["spec"])
+        store = cls(
+            path=path,
+            spec=spec,
+            encodings=[s.decode() if isinstance(s, bytes) else s for s in f["archs/encoding"][()]],
+            index=f["archs/index"][()],
+            arch_seeds=f["archs/seed"][()],
+            targets={},
+            target_seeds={},
+            created=str(f.attrs.get("created", "")),
+            slot_order=[str(s) for s in f.attrs.get("slot_order", [])],
+        )
+        for name, data in f["targets"].items():
+            if name.endswith("_seeds"):
+                store.target_seeds[name[: -len("_seeds")]] = data[()]
+            else:
+                store.targets[name] = data[()]
+        for name in spec.proxies:
+            group = f[f"proxies/{name}"]
+            store.scores[name] = group["score"][()]
+            store.status[name] = group["status"][()]
+            store.errors[name] = [e.decode() if isinstance(e, bytes) else e for e in group["error"][()]]
+            store.seconds[name] = group["seconds"][()]
+            store.layers[name] = {}
+            if "layers" in group:
+                slots = [str(s) for s in group["layers"].attrs["slots"]]
+                matrix = group["layers"][()]
+                for row in np.flatnonzero(store.status[name] == OK):
+                    values = matrix[row]
+                    store.layers[name][int(row)] = {
+                        slot: float(v) for slot, v in zip(slots, values) if not np.isnan(v)
+                    }
+        return store
+
+    # -- recording -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.encodings)
+
+    def pending_rows(self) -> list[int]:
+        pending = np.zeros(len(self), dtype=bool)
+        for status in self.status.values():
+            pending |= status == PENDING
+        return [int(i) for i in np.flatnonzero(pending)]
+
+    def done_count(self) -> int:
+        return len(self) - len(self.pending_rows())
+
+    def record(self, row: int, outcomes: dict[str, ProxyOutcome]) -> None:
+        """Keep one architecture's results, durably (journal line fsynced before returning)."""
+        self._apply(row, outcomes)
+        line = json.dumps({"row": row, "outcomes": {k: dataclasses.asdict(v) for k, v in outcomes.items()}})
+        with open(_journal_path(self.path), "a", encoding="utf-8") as journal:
+            journal.write(line + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+
+    def _apply(self, row: int, outcomes: dict[str, ProxyOutcome]) -> None:
+        for name, outcome in outcomes.items():
+            if name not in self.scores:
+                continue
+            self.scores[name][row] = outcome.score
+            self.status[name][row] = OK if outcome.error is None else FAILED
+            self.errors[name][row] = outcome.error or ""
+            self.seconds[name][row] = outcome.seconds
+            if outcome.error is None and outcome.layers:
+                self.layers[name][row] = dict(outcome.layers)
+
+    def _replay_journal(self) -> None:
+        journal = _journal_path(self.path)
+        if not journal.exists():
+            return
+        with open(journal, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                    outcomes = {k: ProxyOutcome(**v) for k, v in entry["outcomes"].items()}
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line cut short by a kill: that architecture is computed again
+                self._apply(int(entry["row"]), outcomes)
+
+    # -- writing ---------------------------------------------------------------------------
+    def layer_matrix(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Per-layer statistics of proxy `name` as (slots, n_archs x n_slots), NaN where absent."""
+        per_row = self.layers.get(name, {})
+        seen = {slot for values in per_row.values() for slot in values}
+        slots = [s for s in self.slot_order if s in seen] + sorted(seen - set(self.slot_order))
+        matrix = np.full((len(self), len(slots)), np.nan)
+        column = {slot: j for j, slot in enumerate(slots)}
+        for row, values in per_row.items():
+            for slot, value in values.items():
+                matrix[row, column[slot]] = value
+        return slots, matrix
+
+    def checkpoint(self) -> None:
+        """Write the whole results file atomically, then empty the journal it now contains."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        strings = h5py.string_dtype("utf-8")
+        with h5py.File(tmp, "w") as f:
+            f.attrs["kind"] = "zcnas-run"
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["spec"] = self.spec.to_json()
+            f.attrs["created"] = self.created
+            f.attrs["zcnas_version"] = __version__
+            f.attrs["slot_order"] = np.array(self.slot_order, dtype=object)
+            f.create_dataset("archs/encoding", data=np.array(self.encodings, dtype=object), dtype=strings)
+            f.create_dataset("archs/index", data=self.index)
+            f.create_dataset("archs/seed", data=self.arch_seeds)
+            targets = f.create_group("targets")
+            for name, values in self.targets.items():
+                targets.create_dataset(name, data=values)
+            for name, values in self.target_seeds.items():
+                targets.create_dataset(f"{name}_seeds", data=values)
+            for name in self.spec.proxies:
+                group = f.create_group(f"proxies/{name}")
+                group.create_dataset("score", data=self.scores[name])
+                group.create_dataset("status", data=self.status[name])
+                group.create_dataset("error", data=np.array(self.errors[name], dtype=object), dtype=strings)
+                group.create_dataset("seconds", data=self.seconds[name])
+                slots, matrix = self.layer_matrix(name)
+                if slots:
+                    data = group.create_dataset("layers", data=matrix, compression="gzip", compression_opts=4)
+                    data.attrs["slots"] = np.array(slots, dtype=object)
+            f.flush()
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        _journal_path(self.path).unlink(missing_ok=True)
+
+
+def _journal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".journal")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
