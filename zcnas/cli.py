@@ -113,6 +113,9 @@ def score_command(
     no_share: bool = typer.Option(False, "--no-share", help="Run every proxy on its own passes (for comparison)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
+    checkpoint_seconds: float = typer.Option(
+        30.0, "--checkpoint-seconds", help="Fold finished results into the run file at least this often."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
 ) -> None:
     """Score a benchmark's architectures with training-free proxies and report the correlations.
@@ -137,6 +140,7 @@ def score_command(
         scheduler=scheduler,
         resume=resume,
         overwrite=overwrite,
+        checkpoint_seconds=checkpoint_seconds,
     )
     if quiet:
         store = run_job(benchmark, out, options)

@@ -98,7 +98,7 @@ def import_csv_command(
         "index", "--index-column", help="Column of stable integer ids (the row number when the CSV has no 'index')."
     ),
     target: Optional[list[str]] = typer.Option(
-        None, "--target", "-t", help="Target column (repeat for several) (default: every numeric column)."
+        None, "--target", "-t", help="Target column, repeatable (default: every numeric column)."
     ),
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", help="Column not to import as a target (repeatable)."),
     probe_size: Optional[int] = PROBE_SIZE,
@@ -164,6 +164,7 @@ def _report_written(benchmark) -> None:
         f"{len(benchmark.targets)} targets ({', '.join(benchmark.targets)}), "
         f"{len(benchmark.probe_labels)} probe images",
         highlight=False,
+        soft_wrap=True,
     )
 
 

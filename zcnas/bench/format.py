@@ -420,7 +420,7 @@ def _validate(b: Benchmark, where: str, space) -> None:
     for metric, values in b.targets.items():
         if values.shape != (n,):
             raise BenchmarkError(
-                f"{where} has target {metric!r} of length {values.size}, but {n} architectures."
+                f"{where} has target {metric!r} of length {values.size} for its {n} architectures."
             )
     for label, arrays in (("target seeds", b.target_seeds), ("target std", b.target_std)):
         for metric, values in arrays.items():
@@ -511,8 +511,10 @@ def _plain(value):
 
 def _clause(error: BaseException) -> str:
     """An error's message as a clause to embed in a longer sentence."""
-    text = str(error).strip() or type(error).__name__
-    return text.rstrip(".")
+    text = (str(error).strip() or type(error).__name__).rstrip(".")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
 
 
 def _versions() -> str:

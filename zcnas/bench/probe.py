@@ -155,11 +155,19 @@ class _CifarUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if module in ("builtins", "__builtin__") and name in self._BUILTINS:
             return getattr(__import__("builtins"), name)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode  # how protocol-2 pickles written by Python 3 store bytes
         if module in self._NUMPY_MODULES:
             target = _numpy_pickle_globals().get(name)
             if target is not None:
                 return target
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing to encode with {encoding!r}")
+    return text.encode("latin1")
 
 
 def _numpy_pickle_globals() -> dict:

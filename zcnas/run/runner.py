@@ -106,7 +106,7 @@ def _dask(tasks: list[ArchTask], payload: ScoringPayload, scheduler: str) -> Ite
     except ImportError:
         raise RunError("--scheduler needs Dask: pip install 'zcnas[dask]'.") from None
     try:
-        client = Client(scheduler, timeout="20s", set_as_default=False)
+        client = Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as error:
         raise RunError(f"Cannot reach the Dask scheduler at {scheduler} ({error}).") from None
     try:
@@ -184,9 +184,9 @@ def run_job(
         share=bool(options.share),
         space_options=space_options,
     )
+    x, y = bench.probe_batch(options.batch_size, seed=options.seed)
     out = Path(out)
     store = _open_or_create(out, spec, bench, rows, options)
-    x, y = bench.probe_batch(options.batch_size, seed=options.seed)
     payload = ScoringPayload(
         search_space=spec.search_space,
         space_options=space_options,

@@ -256,7 +256,7 @@ class RunStore:
             f.attrs["spec"] = self.spec.to_json()
             f.attrs["created"] = self.created
             f.attrs["zcnas_version"] = __version__
-            f.attrs["slot_order"] = np.array(self.slot_order, dtype=object)
+            f.attrs.create("slot_order", data=np.array(self.slot_order, dtype=object), dtype=strings)
             f.create_dataset("archs/encoding", data=np.array(self.encodings, dtype=object), dtype=strings)
             f.create_dataset("archs/index", data=self.index)
             f.create_dataset("archs/seed", data=self.arch_seeds)
@@ -274,7 +274,7 @@ class RunStore:
                 slots, matrix = self.layer_matrix(name)
                 if slots:
                     data = group.create_dataset("layers", data=matrix, compression="gzip", compression_opts=4)
-                    data.attrs["slots"] = np.array(slots, dtype=object)
+                    data.attrs.create("slots", data=np.array(slots, dtype=object), dtype=strings)
             f.flush()
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
