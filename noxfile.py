@@ -1,0 +1,38 @@
+"""Sessions: `nox -s tests` (the README's test command), `slow`, `demo`, `bench`.
+
+Every session installs torch==2.13.0 first: a plain `torch` requirement with nothing
+installed would pull a multi-GB CUDA build, and 2.13.0 is the CPU build this project pins.
+"""
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests"]
+
+TORCH = "torch==2.13.0"
+
+
+def install(session, extras="test"):
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session):
+    """The fast test suite (what CI runs)."""
+    install(session)
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def slow(session):
+    """Only the tests marked slow (real-data checks that take minutes)."""
+    install(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "slow", *session.posargs)
+
+
+@nox.session
+def demo(session):
+    """The README's main job: score the embedded default benchmark and print the report."""
+    install(session, extras="dask")
+    session.run("zcnas", "score", "--overwrite", *session.posargs)
