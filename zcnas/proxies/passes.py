@@ -8,17 +8,25 @@ makes one context per proxy, so each proxy pays for its own passes, as the refer
 Passes (the names proxies declare):
 
 - ``weights``             no computation: the initial weights of conv/linear layers.
-- ``shape``               one forward of a zero input of batch 1 in eval mode (sizes, FLOPs).
+- ``shape``               one forward of a zero input of batch 1 in eval mode: the input and
+                          output shape of every leaf module (sizes, FLOPs).
 - ``loss_gradient``       forward of the probe batch in train mode (BN batch statistics, as
                           the references do on a freshly built net), cross-entropy, gradient of
                           the loss w.r.t. each conv/linear weight.
 - ``activation_gradient`` the same pass also returns each conv/linear output and the loss
                           gradient w.r.t. it (Fisher).
 - ``hessian_gradient``    the same pass, with the graph kept, also returns H·g (GraSP).
-- ``input_jacobian``      the same forward also gives d(sum of logits)/d(input) (jacob_cov).
+- ``input_jacobian``      the same forward also gives d(sum of logits)/d(input) (jacob_cov,
+                          epe_nas).
 - ``relu_codes``          the same forward also accumulates the NASWOT Hamming kernel.
 - ``synflow``             a float64 copy with |weights|, BatchNorm removed, an all-ones input
                           of batch 1, gradient of the output sum (SynFlow).
+- ``zen``                 a copy re-initialised from N(0, 1), two no-grad train-mode forwards
+                          of Gaussian inputs to the pre-pooling features (Zen-score).
+
+The five train-mode products come from one forward of the probe batch and at most two
+gradient computations; each product is computed the same way whether or not the others are
+asked for, so a proxy's value does not depend on which other proxies share its pass.
 
 Every pass works on its own deep copy of the network and on a detached clone of the batch, so
 the caller's network (weights, mode, `.grad`) and probe tensors are never touched.
@@ -27,6 +35,7 @@ the caller's network (weights, mode, `.grad`) and probe tensors are never touche
 from __future__ import annotations
 
 import copy
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Iterable
@@ -40,10 +49,13 @@ from zcnas.errors import ProxyError
 TRAIN_PASS = frozenset(
     {"loss_gradient", "activation_gradient", "hessian_gradient", "input_jacobian", "relu_codes"}
 )
-OTHER_PASSES = frozenset({"weights", "shape", "synflow"})
+OTHER_PASSES = frozenset({"weights", "shape", "synflow", "zen"})
 KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES
 
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
+
+# Zen-score's perturbation size (ZenNAS `mixup_gamma`, NASLib's default).
+ZEN_MIXUP_GAMMA = 1e-2
 
 
 def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -53,7 +65,10 @@ def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 @dataclass
 class TrainPass:
-    """Products of one forward/backward of the probe batch through a train-mode copy."""
+    """Products of one forward/backward of the probe batch through a train-mode copy.
+
+    Products that no declared pass asked for are None (or empty for `grads`).
+    """
 
     logits: torch.Tensor
     weights: dict[str, torch.Tensor]
@@ -63,6 +78,14 @@ class TrainPass:
     hessian_grads: dict[str, torch.Tensor] | None = None
     input_jacobian: torch.Tensor | None = None
     relu_kernel: torch.Tensor | None = None
+
+
+@dataclass
+class ZenPass:
+    """Zen-score's ingredients: log of the feature change and each BN's log-sqrt running var."""
+
+    log_delta: float
+    bn_log_scales: dict[str, float]
 
 
 class ProbeContext:
@@ -114,6 +137,9 @@ class ProbeContext:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def _float_dtype(self) -> torch.dtype:
+        return self.x.dtype if self.x.is_floating_point() else torch.float32
+
     # -- passes ---------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
         return {name: module.weight.detach() for name, module in weighted_layers(self.model)}
@@ -127,27 +153,41 @@ class ProbeContext:
     def synflow_pass(self) -> dict[str, torch.Tensor]:
         return self._cached("synflow", self._synflow_pass)
 
+    def zen_pass(self) -> ZenPass:
+        return self._cached("zen", self._zen_pass)
+
     def _shape_pass(self) -> dict[str, dict]:
+        """module path -> {"input", "output"} shapes of every leaf module the forward calls.
+
+        Leaf modules only, and a module called twice keeps its last call, as tensorwatch's
+        model statistics (which NASLib's flops/params use) do.
+        """
         net = copy.deepcopy(self.model).eval()
         sizes: dict[str, dict] = {}
 
         def record(name):
             def hook(module, inputs, output):
-                sizes[name] = {"input": tuple(inputs[0].shape), "output": tuple(output.shape)}
+                first_in = next((t for t in _flat_tensors(inputs)), None)
+                first_out = next((t for t in _flat_tensors(output)), None)
+                if first_in is not None and first_out is not None:
+                    sizes[name] = {"input": tuple(first_in.shape), "output": tuple(first_out.shape)}
 
             return hook
 
-        handles = [module.register_forward_hook(record(name)) for name, module in weighted_layers(net)]
-        with torch.no_grad():
-            net(torch.zeros((1, *self.x.shape[1:]), dtype=self.x.dtype, device=self.x.device))
-        for handle in handles:
-            handle.remove()
+        leaves = [(name, m) for name, m in net.named_modules() if next(m.children(), None) is None]
+        handles = [module.register_forward_hook(record(name)) for name, module in leaves]
+        try:
+            with torch.no_grad():
+                net(torch.zeros((1, *self.x.shape[1:]), dtype=self._float_dtype(), device=self.x.device))
+        finally:
+            for handle in handles:
+                handle.remove()
         return sizes
 
     def _train_pass(self) -> TrainPass:
         wanted = self.passes & TRAIN_PASS
-        needs_labels = wanted & {"loss_gradient", "activation_gradient", "hessian_gradient"}
-        if needs_labels and self.y is None:
+        loss_passes = wanted & {"loss_gradient", "activation_gradient", "hessian_gradient"}
+        if loss_passes and self.y is None:
             raise ProxyError("This proxy needs labels, but the probe batch has none.")
         net = copy.deepcopy(self.model).train()
         layers = weighted_layers(net)
@@ -187,38 +227,39 @@ class ProbeContext:
 
         result = TrainPass(logits=logits.detach(), weights={}, grads={}, relu_kernel=relu_kernel)
         result.weights = {name: module.weight.detach() for name, module in layers}
-        hessian = "hessian_gradient" in wanted
         if "input_jacobian" in wanted:
-            (jacobian,) = torch.autograd.grad(logits.sum(), x, retain_graph=bool(needs_labels))
+            # jacob_cov/epe_nas: backward of ones_like(logits), i.e. d(sum of logits)/dx.
+            (jacobian,) = torch.autograd.grad(logits.sum(), x, retain_graph=bool(loss_passes))
             result.input_jacobian = jacobian.detach()
-        if needs_labels:
-            loss = F.cross_entropy(logits, self.y)
-            weights = [module.weight for _, module in layers]
-            act_names = list(activations)
-            inputs = weights + [activations[name] for name in act_names]
-            grads = torch.autograd.grad(loss, inputs, create_graph=hessian, allow_unused=True)
-            weight_grads = [
-                g if g is not None else torch.zeros_like(w) for g, w in zip(grads[: len(weights)], weights)
-            ]
-            result.grads = {name: g.detach() for (name, _), g in zip(layers, weight_grads)}
-            if act_names:
-                result.activations = {name: activations[name].detach() for name in act_names}
-                result.activation_grads = {
-                    name: (g.detach() if g is not None else torch.zeros_like(activations[name]))
-                    for name, g in zip(act_names, grads[len(weights) :])
-                }
-            if hessian:
-                # GraSP: z = <g (constant), g(θ)>; dz/dθ = H·g.
-                z = sum((g.detach() * g).sum() for g in weight_grads if g.requires_grad)
-                if isinstance(z, torch.Tensor) and z.requires_grad:
-                    hg = torch.autograd.grad(z, weights, allow_unused=True)
-                else:
-                    hg = [None] * len(weights)
-                result.hessian_grads = {
-                    name: (h.detach() if h is not None else torch.zeros_like(w))
-                    for (name, _), h, w in zip(layers, hg, weights)
-                }
+        if loss_passes:
+            self._loss_gradients(result, logits, layers, activations, hessian="hessian_gradient" in wanted)
         return result
+
+    def _loss_gradients(self, result: TrainPass, logits, layers, activations, *, hessian: bool) -> None:
+        loss = F.cross_entropy(logits, self.y)
+        weights = [module.weight for _, module in layers]
+        act_names = list(activations)
+        inputs = weights + [activations[name] for name in act_names]
+        grads = torch.autograd.grad(loss, inputs, create_graph=hessian, allow_unused=True)
+        weight_grads = [g if g is not None else torch.zeros_like(w) for g, w in zip(grads[: len(weights)], weights)]
+        result.grads = {name: g.detach() for (name, _), g in zip(layers, weight_grads)}
+        if act_names:
+            result.activations = {name: activations[name].detach() for name in act_names}
+            result.activation_grads = {
+                name: (g.detach() if g is not None else torch.zeros_like(activations[name]))
+                for name, g in zip(act_names, grads[len(weights) :])
+            }
+        if hessian:
+            # GraSP: z = <g (constant), g(θ)>; dz/dθ = H·g.
+            z = sum((g.detach() * g).sum() for g in weight_grads if g.requires_grad)
+            if isinstance(z, torch.Tensor) and z.requires_grad:
+                hg = torch.autograd.grad(z, weights, allow_unused=True)
+            else:
+                hg = [None] * len(weights)
+            result.hessian_grads = {
+                name: (h.detach() if h is not None else torch.zeros_like(w))
+                for (name, _), h, w in zip(layers, hg, weights)
+            }
 
     def _synflow_pass(self) -> dict[str, torch.Tensor]:
         net = copy.deepcopy(self.model).double()
@@ -237,6 +278,53 @@ class ProbeContext:
             for (name, _), w, g in zip(layers, weights, grads)
         }
 
+    def _zen_pass(self) -> ZenPass:
+        net = self.fresh_copy()
+        features = getattr(net, "forward_pre_gap", None)
+        if features is None:
+            raise ProxyError(
+                f"zen needs a network with forward_pre_gap(x) (the features before global pooling); "
+                f"{type(self.model).__name__} has none."
+            )
+        generator = self.generator("zen")
+        dtype = self._float_dtype()
+        # Draw order (fixed, so a test can replay it): weights in module order, then x, then ε.
+        _gaussian_init(net, generator)
+        net.train()
+        with torch.no_grad():
+            x = torch.randn(self.x.shape, generator=generator, dtype=dtype, device=self.x.device)
+            noise = torch.randn(self.x.shape, generator=generator, dtype=dtype, device=self.x.device)
+            output = features(x)
+            mixed = features(x + ZEN_MIXUP_GAMMA * noise)
+            delta = (output - mixed).abs().sum(dim=tuple(range(1, output.dim()))).mean()
+            bn_log_scales = {
+                name: float(torch.log(torch.sqrt(torch.mean(m.running_var))))
+                for name, m in net.named_modules()
+                if isinstance(m, nn.BatchNorm2d) and m.running_var is not None
+            }
+        return ZenPass(log_delta=float(torch.log(delta)), bn_log_scales=bn_log_scales)
+
+
+def _flat_tensors(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _flat_tensors(item)
+
+
+def _gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
+    """ZenNAS `network_weight_gaussian_init`: conv/linear N(0, 1) and bias 0; norm γ=1, β=0."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, WEIGHTED_LAYERS):
+                module.weight.normal_(0.0, 1.0, generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+
 
 def _remove_batchnorm(net: nn.Module) -> None:
     """Replace every BatchNorm by identity (zero-cost-NAS `bn=False` copies)."""
@@ -244,3 +332,49 @@ def _remove_batchnorm(net: nn.Module) -> None:
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
                 setattr(module, child_name, nn.Identity())
+
+
+def tensorwatch_flops(module: nn.Module, input_shape: tuple, output_shape: tuple) -> int:
+    """FLOPs of one leaf module as tensorwatch's torchstat `compute_flops` counts them.
+
+    NAS-Bench-Suite-Zero's `flops` is tensorwatch's model total, so its conventions are kept
+    on purpose: a conv counts k·k·C_in·C_out/groups per output position plus one add per
+    output for a bias; BatchNorm counts each input element once, twice when affine; ReLU one
+    per element; (Avg|Max)Pool2d k·k per output; AdaptiveAvgPool2d (h+1)·(w+1) per output
+    window (tensorwatch's off-by-one, kept); Linear in·out (its bias is not counted); every
+    other module (identity, zero, flatten, additions between branches) counts nothing.
+    """
+    if isinstance(module, nn.Conv2d):
+        batch, out_c, out_h, out_w = output_shape
+        in_c = input_shape[1]
+        per_position = math.prod(module.kernel_size) * in_c * (out_c // module.groups)
+        positions = batch * out_h * out_w
+        return per_position * positions + (out_c * positions if module.bias is not None else 0)
+    if isinstance(module, nn.BatchNorm2d):
+        return math.prod(input_shape) * (2 if module.affine else 1)
+    if isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)):
+        batch, channels, height, width = input_shape
+        kernel, stride, padding = (_pair(v) for v in (module.kernel_size, module.stride, module.padding))
+        # tensorwatch's own output-size formula (first stride for both axes), kept as is.
+        out_w = math.floor((width + 2 * padding[0] - kernel[0]) / float(stride[0]) + 1)
+        out_h = math.floor((height + 2 * padding[1] - kernel[1]) / float(stride[0]) + 1)
+        return batch * channels * out_w * out_h * kernel[0] * kernel[1]
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        batch, channels, height, width = input_shape
+        out_h, out_w = output_shape[2], output_shape[3]
+        total = 0
+        for i in range(out_h):
+            rows = math.ceil((i + 1) * height / out_h) - math.floor(i * height / out_h) + 1
+            for j in range(out_w):
+                cols = math.ceil((j + 1) * width / out_w) - math.floor(j * width / out_w) + 1
+                total += batch * channels * rows * cols
+        return total
+    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.PReLU, nn.ELU, nn.LeakyReLU)):
+        return math.prod(input_shape)
+    if isinstance(module, nn.Linear):
+        return math.prod(input_shape) * output_shape[-1]
+    return 0
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)

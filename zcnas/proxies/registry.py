@@ -20,6 +20,12 @@ from zcnas.errors import ProxyError
 #           score (for example `params` counts BN parameters too), or there are none at all.
 AGGREGATIONS = ("sum", "none")
 
+# What a proxy's per-layer statistics are keyed by:
+#   "conv_linear": module paths of conv/linear layers (the space's layer slots, e.g. NB201's 98)
+#   "batchnorm":   module paths of BatchNorm layers, plus named extra terms (zen's "delta")
+#   "none":        the proxy has no per-layer statistics
+LAYER_KEYS = ("conv_linear", "batchnorm", "none")
+
 
 @dataclass(frozen=True)
 class ProxyResult:
@@ -41,6 +47,7 @@ class ProxyInfo:
     reference: str
     summary: str
     min_batch: int = 1
+    layer_keys: str = "conv_linear"
 
     def __call__(self, ctx) -> ProxyResult:
         return self.function(ctx)
@@ -59,10 +66,13 @@ def proxy(
     reference: str,
     aggregation: str = "sum",
     min_batch: int = 1,
+    layer_keys: str = "conv_linear",
 ):
     """Register a proxy function under a stable public name."""
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
+    if layer_keys not in LAYER_KEYS:
+        raise ValueError(f"layer_keys must be one of {LAYER_KEYS}")
 
     def register(function):
         if name in _REGISTRY:
@@ -79,6 +89,7 @@ def proxy(
             reference=reference,
             summary=doc.splitlines()[0] if doc else "",
             min_batch=min_batch,
+            layer_keys=layer_keys,
         )
         return function
 
@@ -87,7 +98,7 @@ def proxy(
 
 def _load_families() -> None:
     # Importing a family module registers its proxies; kept here so `get_proxy` always sees all.
-    from zcnas.proxies import activation, gradient, size  # noqa: F401
+    from zcnas.proxies import activation, gradient, jacobian, size  # noqa: F401
 
 
 def list_proxies(pattern: str = "*") -> list[ProxyInfo]:

@@ -88,19 +88,20 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
 
 
 # -- backends ------------------------------------------------------------------------------
-def _in_process(tasks: list[ArchTask], payload: ScoringPayload) -> Iterator:
+# Generic over the task function, so `bench build` trains through the same pools as `score`.
+def _in_process(function, tasks: list, payload) -> Iterator:
     for task in tasks:
-        yield score_architecture(task, payload)
+        yield function(task, payload)
 
 
-def _loky(tasks: list[ArchTask], payload: ScoringPayload, workers: int) -> Iterator:
+def _loky(function, tasks: list, payload, workers: int) -> Iterator:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", batch_size=1)
-    yield from parallel(delayed(score_architecture)(task, payload) for task in tasks)
+    yield from parallel(delayed(function)(task, payload) for task in tasks)
 
 
-def _dask(tasks: list[ArchTask], payload: ScoringPayload, scheduler: str) -> Iterator:
+def _dask(function, tasks: list, payload, scheduler: str) -> Iterator:
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
@@ -111,22 +112,24 @@ def _dask(tasks: list[ArchTask], payload: ScoringPayload, scheduler: str) -> Ite
         raise RunError(f"Cannot reach the Dask scheduler at {scheduler} ({error}).") from None
     try:
         shared = client.scatter(payload, broadcast=True)
-        futures = [client.submit(score_architecture, task, shared, pure=False) for task in tasks]
+        futures = [client.submit(function, task, shared, pure=False) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
     finally:
         client.close()
 
 
-def execute(
-    tasks: list[ArchTask], payload: ScoringPayload, *, workers: int = 1, scheduler: str | None = None
-) -> Iterator[tuple[int, dict[str, ProxyOutcome]]]:
-    """Score `tasks`, yielding results as they finish (in any order)."""
+def execute(function, tasks: list, payload, *, workers: int = 1, scheduler: str | None = None) -> Iterator:
+    """Run `function(task, payload)` for every task, yielding results as they finish (any order).
+
+    In-process for one worker, joblib's loky processes for several, a Dask cluster when a
+    scheduler address is given. `function` must be a top-level (picklable) function.
+    """
     if scheduler:
-        return _dask(tasks, payload, scheduler)
+        return _dask(function, tasks, payload, scheduler)
     if workers <= 1 or len(tasks) <= 1:
-        return _in_process(tasks, payload)
-    return _loky(tasks, payload, workers)
+        return _in_process(function, tasks, payload)
+    return _loky(function, tasks, payload, workers)
 
 
 # -- the job -------------------------------------------------------------------------------
@@ -204,7 +207,8 @@ def run_job(
         on_progress(done, total)
     last_checkpoint = time.monotonic()
     try:
-        for row, outcomes in execute(tasks, payload, workers=options.workers, scheduler=options.scheduler):
+        work = execute(score_architecture, tasks, payload, workers=options.workers, scheduler=options.scheduler)
+        for row, outcomes in work:
             store.record(row, outcomes)
             done += 1
             if on_progress:
