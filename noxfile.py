@@ -36,3 +36,10 @@ def demo(session):
     """The README's main job: score the embedded default benchmark and print the report."""
     install(session, extras="dask")
     session.run("zcnas", "score", "--overwrite", *session.posargs)
+
+
+@nox.session
+def bench(session):
+    """Shared vs alone passes of the proxy suite: seconds, ratio, forward+backward units, memory."""
+    install(session)
+    session.run("python", "tests/perf/bench_suite.py", *session.posargs)
