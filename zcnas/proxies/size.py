@@ -1,11 +1,11 @@
-"""Size proxies: parameter count and FLOPs (no data, no labels)."""
+"""Size proxies: parameter count, FLOPs and weight magnitude (no data, no labels)."""
 
 from __future__ import annotations
 
-import math
-
-from zcnas.proxies.passes import ProbeContext, weighted_layers
+from zcnas.proxies.passes import ProbeContext, tensorwatch_flops, weighted_layers
 from zcnas.proxies.registry import ProxyResult, proxy
+
+SUITE_ZERO = "NAS-Bench-Suite-Zero (Krishnakumar et al. 2022); "
 
 
 @proxy(
@@ -15,13 +15,16 @@ from zcnas.proxies.registry import ProxyResult, proxy
     needs_labels=False,
     needs_data=False,
     aggregation="none",
-    reference="NAS-Bench-Suite-Zero (Krishnakumar et al. 2022); NASLib pruners/measures/model_stats.py",
+    reference=SUITE_ZERO + "NASLib pruners/measures/model_stats.py (tensorwatch)",
 )
 def params(ctx: ProbeContext) -> ProxyResult:
     """Number of trainable parameters, in millions (all of them, BN included).
 
     Per-layer values are the conv/linear parameters of each layer (M); they do not add up to
     the score, which also counts BatchNorm's affine parameters, as the reference does.
+    tensorwatch counts the parameters of the leaf modules the forward calls; for networks
+    whose every module is used (NB201) that is all trainable parameters, counted here
+    directly (equal to NASLib's values on all 725 NB201 archs of the Suite-Zero subset).
     """
     total = sum(p.numel() for p in ctx.model.parameters() if p.requires_grad)
     layers = {
@@ -36,23 +39,44 @@ def params(ctx: ProbeContext) -> ProxyResult:
     passes=("shape",),
     needs_labels=False,
     needs_data=False,
-    reference="NAS-Bench-Suite-Zero; NASLib pruners/measures/model_stats.py (tensorwatch, batch 1)",
+    aggregation="none",
+    reference=SUITE_ZERO + "NASLib pruners/measures/model_stats.py (tensorwatch torchstat, batch 1)",
 )
 def flops(ctx: ProbeContext) -> ProxyResult:
-    """Multiply-accumulates of the conv and linear layers for one input image, in millions.
+    """FLOPs of one input image in millions, counted as tensorwatch's model statistics count them.
 
-    Departure: the reference counts through tensorwatch's model statistics; this counts the
-    conv/linear multiply-accumulates (plus bias adds) directly from the layer shapes.
+    Every leaf module the eval-mode forward calls contributes (conv, BN, ReLU, pooling,
+    linear; see `passes.tensorwatch_flops` for the exact rules and tensorwatch's quirks, kept
+    on purpose so that values equal NASLib's: identical on all 725 NB201 archs of the
+    Suite-Zero subset). Per-layer values are the conv/linear FLOPs (M); they do not add up
+    to the score, which also counts BN, ReLU and pooling.
     """
     sizes = ctx.shape_pass()
+    modules = dict(ctx.model.named_modules())
+    total = 0
     layers = {}
-    for name, module in weighted_layers(ctx.model):
-        out_shape = sizes[name]["output"]
-        outputs = math.prod(out_shape[1:])
-        if hasattr(module, "kernel_size"):
-            per_output = (module.in_channels // module.groups) * math.prod(module.kernel_size)
-        else:
-            per_output = module.in_features
-        macs = outputs * per_output + (outputs if module.bias is not None else 0)
-        layers[name] = macs / 1e6
-    return ProxyResult(float(sum(layers.values())), layers)
+    weighted = {name for name, _ in weighted_layers(ctx.model)}
+    for name, shape in sizes.items():
+        count = tensorwatch_flops(modules[name], shape["input"], shape["output"])
+        total += count
+        if name in weighted:
+            layers[name] = count / 1e6
+    return ProxyResult(total / 1e6, layers)
+
+
+@proxy(
+    "l2_norm",
+    family="size",
+    passes=("weights",),
+    needs_labels=False,
+    needs_data=False,
+    reference=SUITE_ZERO + "NASLib pruners/measures/l2_norm.py; SamsungLabs/zero-cost-nas .../l2_norm.py",
+)
+def l2_norm(ctx: ProbeContext) -> ProxyResult:
+    """Σ over conv/linear layers of the Frobenius norm of the layer's weight (biases left out).
+
+    The reference returns one `weight.norm()` per layer and sums them: a sum of per-layer
+    norms, not the norm of all weights. Grows with width and depth like a size measure.
+    """
+    per_layer = {name: float(w.norm()) for name, w in ctx.weights().items()}
+    return ProxyResult(float(sum(per_layer.values())), per_layer)

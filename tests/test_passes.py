@@ -1,0 +1,114 @@
+"""Shared passes: run once per architecture when proxies share them, once per proxy when not."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+
+from conftest import TINY_ARCHS
+from zcnas.proxies import ProbeContext, compute_proxies, list_proxies
+from zcnas.proxies.passes import TRAIN_PASS
+from zcnas.spaces import get_space
+
+NAMES = [info.name for info in list_proxies()]
+PASS_METHODS = {"_train_pass": "train", "_shape_pass": "shape", "_synflow_pass": "synflow", "_zen_pass": "zen"}
+# Network forwards each pass makes (zen: features of x and of x + γε; weights: none).
+FORWARDS = {"train": 1, "shape": 1, "synflow": 1, "zen": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
+    OpenMP workers slow them down a hundredfold; restore the setting for other modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pass_kind(name: str) -> str | None:
+    if name in TRAIN_PASS:
+        return "train"
+    return None if name == "weights" else name
+
+
+def passes_of(proxy_names) -> collections.Counter:
+    """The passes these proxies need together, each counted once."""
+    counts = collections.Counter()
+    for info in list_proxies():
+        if info.name in proxy_names:
+            counts.update({kind for kind in map(pass_kind, info.passes) if kind})
+    return counts
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count calls of each pass method of ProbeContext."""
+    calls = collections.Counter()
+    for method, kind in PASS_METHODS.items():
+        original = getattr(ProbeContext, method)
+
+        def wrapper(self, _original=original, _kind=kind):
+            calls[_kind] += 1
+            return _original(self)
+
+        monkeypatch.setattr(ProbeContext, method, wrapper)
+    return calls
+
+
+def model_and_probe():
+    torch.manual_seed(0)
+    model = get_space("nb201").build(TINY_ARCHS[0], num_classes=10, C=4, N=1)
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    return model, x, torch.arange(8) % 3
+
+
+def count_forwards(model) -> collections.Counter:
+    """Every pass copies the network, hooks included: count stem calls across all copies."""
+    forwards = collections.Counter()
+    model.stem.register_forward_pre_hook(lambda module, inputs: forwards.update(["stem"]))
+    return forwards
+
+
+def test_every_pass_runs_once_when_all_proxies_share_it(counted):
+    model, x, y = model_and_probe()
+    forwards = count_forwards(model)
+    outcomes = compute_proxies(model, x, y, NAMES, num_classes=10, share=True)
+    assert all(outcome.ok for outcome in outcomes.values())
+    assert dict(counted) == {kind: 1 for kind in passes_of(NAMES)}
+    assert forwards["stem"] == sum(FORWARDS[kind] for kind in passes_of(NAMES))
+
+
+def test_without_sharing_each_proxy_runs_its_own_passes(counted):
+    model, x, y = model_and_probe()
+    forwards = count_forwards(model)
+    compute_proxies(model, x, y, NAMES, num_classes=10, share=False)
+    per_proxy = collections.Counter()  # one run of a pass for every proxy that needs it
+    for name in NAMES:
+        per_proxy.update(passes_of([name]))
+    assert dict(counted) == dict(per_proxy)
+    assert counted["train"] == sum(1 for info in list_proxies() if set(info.passes) & TRAIN_PASS) > 1
+    assert forwards["stem"] == sum(FORWARDS[kind] * n for kind, n in per_proxy.items())
+
+
+def test_loss_activation_hessian_jacobian_and_relu_codes_come_from_one_forward(counted):
+    model, x, y = model_and_probe()
+    forwards = count_forwards(model)
+    names = [info.name for info in list_proxies() if set(info.passes) <= TRAIN_PASS]
+    assert {p for info in list_proxies() if info.name in names for p in info.passes} == TRAIN_PASS
+    compute_proxies(model, x, y, names, num_classes=10, share=True)
+    assert dict(counted) == {"train": 1}
+    assert forwards["stem"] == 1
+
+
+def test_a_context_only_computes_what_its_proxies_declared():
+    model, x, y = model_and_probe()
+    ctx = ProbeContext(model, x, y, num_classes=10, passes=("loss_gradient",))
+    train = ctx.train_pass()
+    assert train.grads and train.hessian_grads is None and train.activations is None
+    assert train.input_jacobian is None and train.relu_kernel is None
+    assert ctx.train_pass() is train  # cached
+    with pytest.raises(ValueError, match="unknown passes"):
+        ProbeContext(model, x, y, num_classes=10, passes=("telepathy",))

@@ -1,0 +1,192 @@
+"""The common battery: every registered proxy obeys the same contract (scikit-learn style).
+
+A new proxy gets all of these for free; nothing here names a proxy. On a narrow NB201
+(C=4, N=1, 16x16 images, batch 8): a finite score, deterministic for a seed, the caller's
+network and probe tensors left exactly as they were, batch 1 either works or is refused
+clearly, per-layer statistics consistent with the score, and sharing passes changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import TINY_ARCHS
+from zcnas.errors import ProxyError
+from zcnas.proxies import check_batch, compute_proxies, list_proxies
+from zcnas.proxies.passes import KNOWN_PASSES
+from zcnas.proxies.registry import AGGREGATIONS, LAYER_KEYS
+from zcnas.spaces import get_space
+
+SPACE = get_space("nb201")
+# All-conv, and a mix of pool/1x1/skip: every proxy must be finite on both.
+ARCHS = TINY_ARCHS[:2]
+NAMES = [info.name for info in list_proxies()]
+INFOS = {info.name: info for info in list_proxies()}
+NUM_CLASSES = 10
+SLOTS = set(SPACE.layer_slots(N=1))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
+    OpenMP workers slow them down a hundredfold; restore the setting for other modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(arch: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return SPACE.build(arch, num_classes=NUM_CLASSES, C=4, N=1)
+
+
+def probe(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(8, 3, 16, 16, generator=generator)
+    y = torch.arange(8) % 3  # repeated classes, so per-class proxies see pairs
+    return x, y
+
+
+def score(model, x, y, name, **kwargs):
+    outcome = compute_proxies(model, x, y, [name], num_classes=NUM_CLASSES, **kwargs)[name]
+    assert outcome.ok, f"{name} failed: {outcome.error}"
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def shared_outcomes():
+    """All proxies at once on each arch (the runner's default path), computed once."""
+    x, y = probe()
+    return {arch: compute_proxies(build(arch), x, y, NAMES, num_classes=NUM_CLASSES) for arch in ARCHS}
+
+
+def test_there_is_a_battery_to_run():
+    assert {"grad_norm", "snip", "synflow", "nwot", "params", "flops"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_is_complete(name):
+    info = INFOS[name]
+    assert info.family and info.reference and info.summary, "family, reference and docstring are required"
+    assert set(info.passes) <= KNOWN_PASSES and info.passes
+    assert info.aggregation in AGGREGATIONS and info.layer_keys in LAYER_KEYS
+    assert info.min_batch >= 1
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=["convs", "mixed"])
+@pytest.mark.parametrize("name", NAMES)
+def test_score_is_finite(shared_outcomes, name, arch):
+    outcome = shared_outcomes[arch][name]
+    assert outcome.ok, f"{name} failed: {outcome.error}"
+    assert isinstance(outcome.score, float) and math.isfinite(outcome.score)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_for_a_seed(name):
+    x, y = probe()
+    first = score(build(ARCHS[1], seed=3), x, y, name, seed=11)
+    second = score(build(ARCHS[1], seed=3), x, y, name, seed=11)
+    assert first.score == second.score
+    assert first.layers == second.layers
+
+
+def _snapshot(model: nn.Module):
+    return (
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        {name: m.training for name, m in model.named_modules()},
+    )
+
+
+def _assert_untouched(model: nn.Module, snapshot, name: str) -> None:
+    state, modes = snapshot
+    after = model.state_dict()
+    assert after.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(after[key], value), f"{name} changed {key}"
+    assert {n: m.training for n, m in model.named_modules()} == modes, f"{name} changed a train/eval mode"
+    assert all(p.grad is None for p in model.parameters()), f"{name} left a .grad on the caller's network"
+    assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("eval_mode", [False, True], ids=["train", "eval"])
+@pytest.mark.parametrize("name", NAMES)
+def test_leaves_network_and_probe_untouched(shared_outcomes, name, eval_mode):
+    model = build(ARCHS[0])
+    if eval_mode:
+        model.eval()
+    x, y = probe()
+    x_before, y_before = x.clone(), y.clone()
+    snapshot = _snapshot(model)
+    outcome = score(model, x, y, name)
+    _assert_untouched(model, snapshot, name)
+    assert torch.equal(x, x_before) and torch.equal(y, y_before)
+    assert not x.requires_grad and x.grad is None and y.grad is None
+    # The proxy chooses its own BN mode: the caller's mode does not change the score.
+    assert outcome.score == shared_outcomes[ARCHS[0]][name].score
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_probe_batch_reused_across_architectures(name):
+    x, y = probe()
+    score(build(ARCHS[0]), x, y, name)
+    reused = score(build(ARCHS[1]), x, y, name)
+    fresh_x, fresh_y = probe()
+    fresh = score(build(ARCHS[1]), fresh_x, fresh_y, name)
+    assert reused.score == fresh.score and reused.layers == fresh.layers
+    assert not x.requires_grad and x.grad is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_of_one_works_or_is_refused_clearly(name):
+    x, y = probe()
+    x, y = x[:1], y[:1]
+    info = INFOS[name]
+    if info.min_batch > 1:
+        with pytest.raises(ProxyError, match="batch of at least"):
+            check_batch([name], 1)
+        with pytest.raises(ProxyError, match=name):
+            compute_proxies(build(ARCHS[0]), x, y, [name], num_classes=NUM_CLASSES)
+    else:
+        check_batch([name], 1)
+        outcome = score(build(ARCHS[0]), x, y, name)
+        assert math.isfinite(outcome.score)
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=["convs", "mixed"])
+@pytest.mark.parametrize("name", NAMES)
+def test_per_layer_statistics_match_the_score(shared_outcomes, name, arch):
+    info = INFOS[name]
+    outcome = shared_outcomes[arch][name]
+    assert outcome.ok, outcome.error
+    layers = outcome.layers
+    assert all(isinstance(v, float) and math.isfinite(v) for v in layers.values())
+    if info.aggregation == "sum":
+        assert layers, f"{name} says its layers sum to the score but has none"
+        assert sum(layers.values()) == pytest.approx(outcome.score, rel=1e-6, abs=1e-12)
+    if info.layer_keys == "conv_linear":
+        assert set(layers) <= SLOTS, f"{name} uses names that are not NB201 layer slots"
+        assert "stem.conv" in layers and "classifier" in layers
+    elif info.layer_keys == "batchnorm":
+        model = build(arch)
+        batchnorms = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+        extras = set(layers) - batchnorms
+        assert extras and not extras & SLOTS, f"{name}: batchnorm-keyed layers need their extra terms named"
+        assert batchnorms <= set(layers)
+    else:
+        assert layers == {}
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=["convs", "mixed"])
+def test_shared_passes_give_the_same_scores_as_each_proxy_alone(arch):
+    x, y = probe()
+    shared = compute_proxies(build(arch), x, y, NAMES, num_classes=NUM_CLASSES, share=True, seed=4)
+    alone = compute_proxies(build(arch), x, y, NAMES, num_classes=NUM_CLASSES, share=False, seed=4)
+    for name in NAMES:
+        assert shared[name].ok and alone[name].ok, (name, shared[name].error, alone[name].error)
+        assert shared[name].score == alone[name].score, name
+        assert shared[name].layers == alone[name].layers, name
