@@ -41,13 +41,15 @@ SUITE_ZERO_COLUMNS = {
     "jacob_cov": "jacov", "nwot": "nwot", "epe_nas": "epe_nas", "l2_norm": "l2_norm", "plain": "plain",
     "flops": "flops", "params": "params",
 }
+# Proxies zcnas negates at the source so that higher = better (compared with -reference).
+NEGATED = {"plain"}
 # Abdelfattah et al. ICLR 2021, Table 1 (CIFAR-10, all 15,625 archs, vs cifar10-valid test acc).
 ABDELFATTAH = {"grad_norm": 0.594, "snip": 0.596, "grasp": 0.514, "fisher": 0.360, "synflow": 0.737, "jacob_cov": 0.731}
 # Spearman of Suite-Zero's own scores vs its validation accuracy on its 725-arch CIFAR-10 subset
 # (recomputed from the data; ../shared/data/README.md).
 SUITE_ZERO_SUBSET = {
     "synflow": 0.736, "snip": 0.608, "grad_norm": 0.606, "grasp": 0.539, "fisher": 0.509, "jacob_cov": 0.766,
-    "nwot": 0.787, "epe_nas": 0.667, "l2_norm": 0.725, "plain": -0.257, "flops": 0.711, "params": 0.738,
+    "nwot": 0.787, "epe_nas": 0.667, "l2_norm": 0.725, "plain": 0.257,  # plain: of -score "flops": 0.711, "params": 0.738,
     "zen": 0.355,
 }
 
@@ -110,7 +112,8 @@ def agreement_table(store: RunStore, data: Path) -> list[str]:
         for r in suite:
             row = by_index[int(r["nb201_index"])]
             ours.append(store.scores[name][row] if store.status[name][row] == OK else np.nan)
-            theirs.append(float(r[column]) if r[column] not in ("", "nan") else np.nan)
+            value = float(r[column]) if r[column] not in ("", "nan") else np.nan
+            theirs.append(-value if name in NEGATED else value)
         rho, n = spearman(ours, theirs)
         lines.append(f"| {name} | {rho:.4f} | {n} | NAS-Bench-Suite-Zero `{column}` |")
     extra_refs = [

@@ -115,9 +115,9 @@ def test_snip_is_sum_of_abs_weight_times_gradient(conv_net):
     assert outcome.score == pytest.approx(sum(expected.values()), rel=1e-5)
 
 
-def test_plain_is_signed_sum_of_weight_times_gradient(conv_net):
+def test_plain_is_minus_the_signed_sum_of_weight_times_gradient(conv_net):
     x, y = data()
-    expected = {n: float((w * g).sum()) for n, (w, g) in manual_backward(conv_net, x, y).items()}
+    expected = {n: -float((w * g).sum()) for n, (w, g) in manual_backward(conv_net, x, y).items()}
     outcome = run("plain", conv_net, x, y)
     assert outcome.layers == pytest.approx(expected, rel=1e-4, abs=1e-7)
     assert outcome.score == pytest.approx(sum(expected.values()), rel=1e-4, abs=1e-7)

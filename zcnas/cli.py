@@ -180,21 +180,100 @@ def score_command(
 @user_errors
 def report_command(
     run: Path = typer.Argument(..., help="Run file written by `zcnas score`."),
+    html: bool = typer.Option(True, "--html/--no-html", help="Also write the self-contained HTML page."),
+    top_k: str = typer.Option("10,1", "--top-k", help="Top-k percents for top-k precision and Kendall within the true top k."),
+    resamples: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples over architectures (0: no intervals)."),
+    bootstrap_seed: int = typer.Option(0, "--bootstrap-seed", help="Seed of the resamples (same seed, same intervals)."),
+    ceiling_pair: Optional[list[str]] = typer.Option(
+        None, "--ceiling-pair", help="Two targets measuring the same thing, A:B, for the noise ceiling (repeatable)."
+    ),
+    target: Optional[list[str]] = typer.Option(None, "--target", "-t", help="Report only this target (repeatable; default: all)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Write the files, print nothing."),
 ) -> None:
-    """Compute the correlation report of a run (also of an unfinished one) and write JSON + Markdown.
+    """Compute the correlation report of a run (also of an unfinished one): RUN.report.json, .md, .html.
 
-    Example: zcnas report runs/default-s0.h5
+    Example: zcnas report runs/default-s0.h5 --top-k 10,1 --bootstrap 1000 --ceiling-pair test_acc:valid_acc
     """
-    from zcnas.report import build_report, write_report
+    from zcnas.report import build_report, parse_top_k, write_report_files
     from zcnas.run.store import RunStore
 
     store = RunStore.open(run)
-    report = build_report(store)
-    json_path, md_path = write_report(report, run)
+    report = build_report(
+        store,
+        targets=target or None,
+        top_k=parse_top_k(top_k),
+        resamples=resamples,
+        bootstrap_seed=bootstrap_seed,
+        ceiling_pairs=ceiling_pair or (),
+    )
+    written = write_report_files(report, run, html=html)
     if not quiet:
         _print_report(report)
-        console.print(f"report: {json_path}, {md_path}", highlight=False)
+        console.print("report: " + ", ".join(str(p) for p in written.values()), highlight=False)
+
+
+@app.command("check")
+@user_errors
+def check_command(
+    report: Path = typer.Argument(..., help="Report JSON (RUN.report.json) to check."),
+    baseline: Path = typer.Option(..., "--baseline", "-b", help="Baseline JSON to compare with (or to write, with --update)."),
+    tolerance: Optional[float] = typer.Option(
+        None, "--tolerance", help="Allowed fall below the baseline (default: the baseline's own, else 0.02)."
+    ),
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", help="Metrics to check / to record with --update (default: the baseline's; spearman,kendall)."
+    ),
+    update: bool = typer.Option(False, "--update", help="Write the report's values as the new baseline, on purpose."),
+) -> None:
+    """Fail (exit 1) when a correlation fell below its baseline by more than the tolerance.
+
+    Exit codes: 0 every baseline value held; 1 something fell (or a baseline proxy/target is
+    missing from the report), with a table of what moved; 2 unusable input.
+
+    Example: zcnas check runs/ci.report.json --baseline tests/baseline.json --tolerance 0.02
+    """
+    from zcnas.report import check
+
+    data = check.load_report(report)
+    chosen = check.parse_metrics(metrics)
+    if update:
+        made = check.make_baseline(data, metrics=chosen, tolerance=tolerance, report_path=report)
+        check.write_baseline(made, baseline)
+        count = sum(len(m) for targets in made["values"].values() for m in targets.values())
+        console.print(
+            f"baseline written: {baseline} ({count} values of {', '.join(made['metrics'])}, tolerance {made['tolerance']:g})",
+            highlight=False,
+        )
+        return
+    base = check.load_baseline(baseline)
+    result = check.compare(data, base, tolerance=tolerance, metrics=chosen)
+    for warning in check.provenance_warnings(data, base):
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    moved = [r for r in result.rows if r.status != "held"]
+    if moved:
+        table = Table(title=f"what moved by more than {result.tolerance:g} ({', '.join(result.metrics)})")
+        for column in ("status", "proxy", "target", "metric", "baseline", "now", "change"):
+            table.add_column(column, justify="right" if column in ("baseline", "now", "change") else "left")
+        order = {"missing": 0, "fell": 1, "rose": 2}
+        for r in sorted(moved, key=lambda r: (order[r.status], r.proxy, r.target, r.metric)):
+            colour = "red" if r.status in check.FAILING else "green"
+            table.add_row(
+                f"[{colour}]{r.status}[/]", r.proxy, r.target, r.metric, _fmt(r.baseline),
+                _fmt(r.current), "—" if r.delta is None else f"{r.delta:+.3f}",
+            )
+        console.print(table)
+    checked = len(result.rows)
+    if result.passed:
+        note = f"; {len(result.rose)} rose (record them with --update)" if result.rose else ""
+        console.print(f"check passed: {checked} values within {result.tolerance:g} of the baseline{note}", highlight=False)
+        return
+    names = sorted({r.proxy for r in result.failed})
+    console.print(
+        f"check failed: {len(result.failed)} of {checked} values fell by more than {result.tolerance:g} "
+        f"or are missing — {', '.join(names)}",
+        highlight=False,
+    )
+    raise typer.Exit(1)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -202,21 +281,19 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def _print_report(report: dict) -> None:
+    from zcnas.report.render import bootstrap_sentence, ceiling_sentence, terminal_columns, terminal_rows
+
     for target in report["targets"]:
-        table = Table(title=f"{report['benchmark']}: {report['architectures']} architectures vs {target}")
-        for column in ("proxy", "Spearman ρ", "Kendall τ", "Pearson r", "n", "failed", "median s/arch"):
-            table.add_column(column, justify="left" if column == "proxy" else "right")
-        ranked = sorted(
-            report["proxies"],
-            key=lambda e: -(e["targets"][target]["spearman"] if e["targets"][target]["spearman"] is not None else -9),
+        table = Table(
+            title=f"{report['benchmark']}: {report['architectures']} architectures vs {target}",
+            caption=ceiling_sentence(report, target),
         )
-        for entry in ranked:
-            t = entry["targets"][target]
-            table.add_row(
-                entry["proxy"], _fmt(t["spearman"]), _fmt(t["kendall"]), _fmt(t["pearson"]), str(t["n"]),
-                str(entry["failed"]), _fmt(entry["median_seconds"], 4),
-            )
+        for column in terminal_columns(report):
+            table.add_column(column, justify="left" if column == "proxy" else "right", no_wrap=column == "proxy")
+        for row in terminal_rows(report, target):
+            table.add_row(*row)
         console.print(table)
+    console.print(bootstrap_sentence(report), highlight=False)
 
 
 def main() -> None:

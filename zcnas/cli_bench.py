@@ -228,3 +228,110 @@ def _number(value) -> str:
 
 def _numbers(values) -> str:
     return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
+
+
+@bench_app.command("build")
+@user_errors
+def build_benchmark_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Benchmark file to write (.h5).", show_default=False),
+    space: str = typer.Option("nb201", "--space", help="Search space to sample architectures from."),
+    dataset: str = typer.Option("digits", "--dataset", help="Dataset to train on (see docs/bench-build.md): digits, mnist5k."),
+    archs: int = typer.Option(300, "--archs", "-n", help="Architectures to sample (by --seed) and train."),
+    seeds: int = typer.Option(2, "--seeds", help="Training seeds per architecture (at least 2: they give the noise ceiling)."),
+    seed: int = typer.Option(0, "--seed", help="Build seed: decides the sample and every training run's init and batch order."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the recipe's)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch size (default: the recipe's)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the cosine schedule (default: the recipe's)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize images to this square size (default: the dataset's)."),
+    channels: int = typer.Option(8, "--C", help="Channels of the first stage (NB201's C; 16 in NAS-Bench-201)."),
+    cells: int = typer.Option(1, "--N", help="Cells per stage (NB201's N; 5 in NAS-Bench-201)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Benchmark name (default: <space>-<dataset>)."),
+    probe_size: Optional[int] = typer.Option(None, "--probe-size", help="Probe images to keep from the training split (default: at most 1024)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build of --out, skipping trained (arch, seed) pairs."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again, replacing --out and any unfinished build of it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
+):
+    """Train a sample of a search space with several seeds on a small real dataset; write a benchmark.
+
+    The recipe is fixed and stored in the file (docs/bench-build.md). Interrupted? Rerun with --resume.
+
+    Example: zcnas bench build --dataset digits --archs 300 --seeds 2 --workers 2 --out benchmarks_data/default.h5
+    """
+    import numpy as np
+
+    from zcnas.bench.build import TrainingRecipe, build_benchmark
+
+    overrides = {
+        key: value
+        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("image_size", image_size))
+        if value is not None
+    }
+    options = dict(
+        search_space=space,
+        dataset=dataset,
+        archs=archs,
+        seeds=seeds,
+        seed=seed,
+        space_options={"C": channels, "N": cells},
+        recipe=TrainingRecipe(**overrides),
+        name=name,
+        probe_size=probe_size,
+        workers=workers,
+        scheduler=scheduler,
+        resume=resume,
+        overwrite=overwrite,
+    )
+    if quiet:
+        result = build_benchmark(out, **options)
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from zcnas.cli_common import err_console
+
+        with Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err_console,
+        ) as progress:
+            task = progress.add_task("build", total=None, rate="")
+            state = {"start_done": None}
+
+            def on_progress(done: int, total: int) -> None:
+                if state["start_done"] is None:  # the first call: what a resumed build already has
+                    state["start_done"] = done
+                    progress.reset(task, total=total, completed=done, rate="")
+                    return
+                elapsed = progress.tasks[0].elapsed or 0.0
+                new = done - state["start_done"]
+                rate = f"{new / elapsed:.2f} runs/s" if elapsed > 0 else ""
+                progress.update(task, completed=done, rate=rate)
+
+            result = build_benchmark(out, **options, on_progress=on_progress)
+    benchmark = result.benchmark
+    accuracy = benchmark.targets["test_acc"]
+    ceiling = "-" if result.noise_ceiling is None else f"{result.noise_ceiling:.3f}"
+    console.print(
+        f"[green]wrote[/] {result.path}: {benchmark.n_archs:,} architectures x "
+        f"{benchmark.target_seeds['test_acc'].shape[1]} seeds, test_acc {_number(float(np.nanmin(accuracy)))}"
+        f"..{_number(float(np.nanmax(accuracy)))}%, noise ceiling (seed-vs-seed Spearman) {ceiling}; "
+        f"trained {result.trained} runs in {result.wall_seconds:.0f} s"
+        f"{f', {result.resumed} from the journal' if result.resumed else ''}"
+        f"{f', [yellow]{result.failed} failed[/]' if result.failed else ''}"
+        f"{f', [yellow]{result.diverged} diverged[/]' if result.diverged else ''}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -113,14 +113,15 @@ def fisher(ctx: ProbeContext) -> ProxyResult:
     reference="Mozer & Smolensky 1989 (first-order Taylor); " + SAMSUNG + "plain.py, " + NASLIB + "plain.py",
 )
 def plain(ctx: ProbeContext) -> ProxyResult:
-    """Σ θ ⊙ ∂L/∂θ over conv/linear weights, signed.
+    """−Σ θ ⊙ ∂L/∂θ over conv/linear weights (signed), negated so that higher is better.
 
-    Kept with the reference's sign although NAS-Bench-Suite-Zero finds it anti-correlated
-    with accuracy on NB201 (Spearman about −0.26): flipping it would make scores differ from
-    the published ones, and the sign is not stable across search spaces.
+    Departure: the reference returns +Σ θ ⊙ ∂L/∂θ, which NAS-Bench-Suite-Zero finds
+    anti-correlated with accuracy on NB201 (Spearman about −0.26 on its 725-architecture
+    CIFAR-10 subset); zcnas negates it at the source, as every proxy here is oriented so that
+    higher means predicted-better. Compare with reference values via −plain.
     """
     train = ctx.train_pass()
-    return _summed({name: float((train.weights[name] * g).sum()) for name, g in train.grads.items()})
+    return _summed({name: -float((train.weights[name] * g).sum()) for name, g in train.grads.items()})
 
 
 @proxy(

@@ -1,9 +1,27 @@
-"""Rank metrics: the one registry of how a proxy is compared with a target."""
+"""Rank metrics: the one registry of how a proxy is compared with a target.
+
+Two kinds of metric live here:
+
+* `METRICS`: the plain correlations (Spearman ρ, Kendall τ-b, Pearson r) of a proxy with a
+  target over every architecture where both are finite.
+* the top-k metrics, one pair per k% (`top_k_metric_names`): the precision of the proxy's top
+  k% (`top10_precision`) and Kendall τ-b within the true top k% (`top10_kendall`).
+
+`metric_names(top_k)` gives the full ordered list a report carries; the report, the renderers,
+`check` and the tests read metric names from there. The bootstrap versions of the same
+definitions (weights instead of index resamples) are in `zcnas.report.bootstrap`.
+"""
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+from typing import Sequence
+
 import numpy as np
 from scipy import stats
+
+DEFAULT_TOP_K = (10.0, 1.0)
 
 
 def spearman(score: np.ndarray, target: np.ndarray) -> float:
@@ -22,6 +40,66 @@ def pearson(score: np.ndarray, target: np.ndarray) -> float:
 
 METRICS = {"spearman": spearman, "kendall": kendall, "pearson": pearson}
 
+# What a person reads in tables and charts, for every metric name a report can carry.
+LABELS = {"spearman": "Spearman ρ", "kendall": "Kendall τ", "pearson": "Pearson r"}
+
+
+def percent_label(percent: float) -> str:
+    """`10.0` -> "10", `0.5` -> "0.5": the k of a top-k metric name."""
+    return f"{float(percent):g}"
+
+
+def top_k_metric_names(percent: float) -> tuple[str, str]:
+    """The names of the two top-k metrics for one k%: (precision, kendall within)."""
+    label = percent_label(percent)
+    return f"top{label}_precision", f"top{label}_kendall"
+
+
+def metric_names(top_k: Sequence[float] = DEFAULT_TOP_K) -> list[str]:
+    """Every metric a report with these top-k percents carries, in display order."""
+    names = list(METRICS)
+    names += [top_k_metric_names(p)[0] for p in top_k]
+    names += [top_k_metric_names(p)[1] for p in top_k]
+    return names
+
+
+def metric_label(name: str) -> str:
+    if name in LABELS:
+        return LABELS[name]
+    if name.startswith("top") and name.endswith("_precision"):
+        return f"top-{name[3:-len('_precision')]}% precision"
+    if name.startswith("top") and name.endswith("_kendall"):
+        return f"τ in true top-{name[3:-len('_kendall')]}%"
+    return name
+
+
+def parse_top_k(text: str | Sequence[float]) -> tuple[float, ...]:
+    """'10,1' -> (10.0, 1.0); each k must be a percent in (0, 100]."""
+    from zcnas.errors import ZcnasError
+
+    items = text.split(",") if isinstance(text, str) else list(text)
+    percents = []
+    for item in items:
+        try:
+            value = float(str(item).strip().rstrip("%"))
+        except ValueError:
+            raise ZcnasError(f"--top-k takes percents separated by commas, e.g. 10,1; got {item!r}.") from None
+        if not 0 < value <= 100:
+            raise ZcnasError(f"--top-k percents must be in (0, 100]; got {value:g}.")
+        if value not in percents:
+            percents.append(value)
+    if not percents:
+        raise ZcnasError("--top-k needs at least one percent, e.g. 10,1.")
+    return tuple(percents)
+
+
+def top_k_count(percent: float, n: int | float) -> int:
+    """How many architectures "the top k%" of n is: ceil(k% of n), at least 1.
+
+    Computed exactly (10% of 15 is 1.5 -> 2; 1% of 100 is exactly 1, not 1.0000000002 -> 2).
+    """
+    return max(1, math.ceil(Fraction(str(float(percent))) * Fraction(n) / 100))
+
 
 def paired_finite(score: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The architectures where both the proxy and the target have a finite value."""
@@ -36,3 +114,65 @@ def correlations(score: np.ndarray, target: np.ndarray) -> dict[str, float | Non
     if len(score) < 3 or np.ptp(score) == 0 or np.ptp(target) == 0:
         return {name: None for name in METRICS}
     return {name: metric(score, target) for name, metric in METRICS.items()}
+
+
+def selection_share(values: np.ndarray, k: int) -> np.ndarray:
+    """Each item's chance of being among the k highest when ties are broken uniformly at random.
+
+    1 for items strictly inside the top k, 0 below it, and for the tie group that straddles the
+    k-th place the share of its places that fall inside (e.g. 3 tied items for 1 place: 1/3).
+    The shares always sum to exactly k.
+    """
+    values = np.asarray(values, dtype=float)
+    _, group, size = np.unique(values, return_inverse=True, return_counts=True)
+    greater = len(values) - np.cumsum(size)  # items strictly above each tie group
+    return np.clip((k - greater) / size, 0.0, 1.0)[group.ravel()]
+
+
+def top_k_precision(score: np.ndarray, target: np.ndarray, percent: float) -> float | None:
+    """Share of the proxy's top k% that is also in the true top k% (k = `top_k_count`).
+
+    With ties at the k-th place either side, the expected overlap when ties are broken at
+    random (`selection_share`), so a proxy that gives every architecture the same score gets
+    exactly k/n, the precision of a random pick, and not 0 or 1 depending on the sort order.
+    """
+    score, target = paired_finite(score, target)
+    if len(score) == 0:
+        return None
+    k = top_k_count(percent, len(score))
+    return float(np.sum(selection_share(score, k) * selection_share(target, k)) / k)
+
+
+def true_top_k(target: np.ndarray, percent: float) -> np.ndarray:
+    """The mask of the true top k%: every item whose target is at least the k-th highest."""
+    target = np.asarray(target, dtype=float)
+    k = top_k_count(percent, len(target))
+    threshold = np.sort(target)[::-1][k - 1]
+    return target >= threshold
+
+
+def kendall_in_top_k(score: np.ndarray, target: np.ndarray, percent: float) -> float | None:
+    """Kendall τ-b between proxy and target among the true top k% only (ties at the edge included).
+
+    Asks whether the proxy orders the good architectures among themselves, which is what a
+    search that has already found the right neighbourhood needs. Undefined (None) with fewer
+    than 2 architectures in the set or a constant there.
+    """
+    score, target = paired_finite(score, target)
+    if len(score) == 0:
+        return None
+    top = true_top_k(target, percent)
+    s, t = score[top], target[top]
+    if len(s) < 2 or np.ptp(s) == 0 or np.ptp(t) == 0:
+        return None
+    return kendall(s, t)
+
+
+def point_metrics(score: np.ndarray, target: np.ndarray, top_k: Sequence[float] = DEFAULT_TOP_K) -> dict[str, float | None]:
+    """Every metric of `metric_names(top_k)` for one proxy and one target (None where undefined)."""
+    values: dict[str, float | None] = dict(correlations(score, target))
+    for percent in top_k:
+        precision, within = top_k_metric_names(percent)
+        values[precision] = top_k_precision(score, target, percent)
+        values[within] = kendall_in_top_k(score, target, percent)
+    return {name: values[name] for name in metric_names(top_k)}

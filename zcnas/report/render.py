@@ -1,60 +1,229 @@
-"""Renderers of a report dict: JSON for machines and `check`, Markdown for people and CI logs."""
+"""Renderers of a report dict: JSON for machines and `check`, Markdown for people and CI logs.
+
+The table helpers (`table_columns`, `table_rows`, `ceiling_sentence`) are shared by the
+Markdown, the HTML page and the terminal (`zcnas report` draws them with rich), so all three
+show the same numbers in the same order.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
+from zcnas.report.metrics import metric_label
 
-def _fmt(value, digits: int = 3) -> str:
+SUFFIXES = {"json": ".report.json", "md": ".report.md", "html": ".report.html"}
+
+
+def fmt(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def fmt_interval(cell: dict | None, digits: int = 3) -> str:
+    """'0.712 [0.690, 0.731]', or the value alone without an interval, or '—'."""
+    if not cell or cell.get("value") is None:
+        return "—"
+    text = fmt(cell["value"], digits)
+    if cell.get("low") is not None and cell.get("high") is not None:
+        text += f" [{fmt(cell['low'], digits)}, {fmt(cell['high'], digits)}]"
+    return text
+
+
+def _json_safe(value):
+    """NaN and infinities as null: JSON has no NaN, and a reader must not meet one."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def to_json(report: dict) -> str:
-    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+    return json.dumps(_json_safe(report), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def ranked_proxies(report: dict, target: str, metric: str = "spearman") -> list[dict]:
+    """The report's proxies, best `metric` against `target` first, undefined ones last."""
+
+    def key(entry):
+        value = entry["targets"][target][metric]["value"]
+        return (value is None, -(value or 0.0))
+
+    return sorted(report["proxies"], key=key)
+
+
+def table_columns(report: dict, *, wide: bool = True) -> list[str]:
+    """Column titles of the per-target table (`wide`: every top-k metric too)."""
+    names = report["metrics"] if wide else [m for m in report["metrics"] if not m.endswith("_kendall") or m == "kendall"]
+    return ["proxy", *[metric_label(m) for m in names], "n", "failed", "median s/arch"]
+
+
+def table_rows(report: dict, target: str, *, wide: bool = True) -> list[list[str]]:
+    names = report["metrics"] if wide else [m for m in report["metrics"] if not m.endswith("_kendall") or m == "kendall"]
+    rows = []
+    ceiling = report.get("noise_ceiling", {}).get(target)
+    for entry in ranked_proxies(report, target):
+        cells = entry["targets"][target]
+        flag = " ▲" if above_ceiling(cells, ceiling) else ""
+        rows.append(
+            [
+                entry["proxy"] + flag,
+                *[fmt_interval(cells[m]) for m in names],
+                str(cells["n"]),
+                str(entry["failed"]),
+                fmt(entry["median_seconds"], 4),
+            ]
+        )
+    return rows
+
+
+def terminal_columns(report: dict) -> list[str]:
+    """The compact table a terminal shows: intervals for ρ and τ only, no within-top τ."""
+    precision = [m for m in report["metrics"] if m.endswith("_precision")]
+    return ["proxy", "Spearman ρ (95%)", "Kendall τ (95%)", "Pearson r", *[metric_label(m).replace(" precision", "") for m in precision], "failed", "s/arch"]
+
+
+def terminal_rows(report: dict, target: str) -> list[list[str]]:
+    precision = [m for m in report["metrics"] if m.endswith("_precision")]
+    ceiling = report.get("noise_ceiling", {}).get(target)
+
+    def compact(cell: dict) -> str:
+        if cell["value"] is None:
+            return "—"
+        if cell["low"] is None:
+            return fmt(cell["value"])
+        return f"{fmt(cell['value'])} ({fmt(cell['low'], 2)}–{fmt(cell['high'], 2)})"
+
+    rows = []
+    for entry in ranked_proxies(report, target):
+        cells = entry["targets"][target]
+        flag = " ▲" if above_ceiling(cells, ceiling) else ""
+        rows.append(
+            [
+                entry["proxy"] + flag,
+                compact(cells["spearman"]),
+                compact(cells["kendall"]),
+                fmt(cells["pearson"]["value"]),
+                *[fmt(cells[m]["value"]) for m in precision],
+                str(entry["failed"]),
+                fmt(entry["median_seconds"], 4),
+            ]
+        )
+    return rows
+
+
+def above_ceiling(cells: dict, ceiling: dict | None) -> bool:
+    """Whether a proxy's Spearman or Kendall lies above the target's noise ceiling (a warning sign:
+    a leak of the target into the proxy, or a ceiling measured on too few seeds)."""
+    if not ceiling:
+        return False
+    for metric in ("spearman", "kendall"):
+        value = cells[metric]["value"]
+        bound = ceiling["metrics"][metric]["ceiling"]
+        limit = bound["high"] if bound["high"] is not None else bound["value"]
+        if value is not None and limit is not None and value > limit:
+            return True
+    return False
+
+
+def ceiling_sentence(report: dict, target: str) -> str:
+    """One sentence on the noise ceiling of `target` (or why there is none)."""
+    ceiling = report.get("noise_ceiling", {}).get(target)
+    if not ceiling:
+        return (
+            f"Noise ceiling: none for {target} — the benchmark has no training seeds for it "
+            "(targets/<metric>_seeds) and no --ceiling-pair names it."
+        )
+    m = ceiling["metrics"]
+    if ceiling["source"] == "seeds":
+        source = f"{ceiling['seeds']} training seeds ({target} is the {ceiling['target_is']})"
+        agreement = "seed-to-seed agreement"
+    else:
+        source = f"the pair {ceiling['pair'][0]} : {ceiling['pair'][1]}"
+        agreement = "agreement of the pair"
+    return (
+        f"Noise ceiling from {source}: Kendall τ {fmt_interval(m['kendall']['ceiling'])}, "
+        f"Spearman ρ {fmt_interval(m['spearman']['ceiling'])} — the most a proxy that sees only the "
+        f"architecture can honestly reach; {agreement}: τ {fmt_interval(m['kendall']['agreement'])}, "
+        f"ρ {fmt_interval(m['spearman']['agreement'])}."
+    )
+
+
+def bootstrap_sentence(report: dict) -> str:
+    b = report.get("bootstrap", {})
+    if not b.get("resamples"):
+        return "No bootstrap (intervals not computed)."
+    return (
+        f"[low, high]: {round(100 * b['confidence'])}% percentile bootstrap intervals over architectures "
+        f"({b['resamples']} resamples, seed {b['seed']}; {b['seconds']:.1f} s)."
+    )
 
 
 def to_markdown(report: dict) -> str:
+    top = ", ".join(f"{p:g}%" for p in report.get("top_k_percent", []))
     lines = [
         f"# zcnas report: {report['benchmark']}",
         "",
         f"{report['architectures']} architectures of {report['search_space']} on {report['dataset']}, "
         f"seed {report['seed']}, probe batch {report['batch_size']}.",
         "",
+        bootstrap_sentence(report) + (f" Top-k: {top} (k = ceil(k% of n), at least 1)." if top else ""),
+        "",
     ]
     for target in report["targets"]:
-        lines += [
-            f"## {target}",
-            "",
-            "| proxy | Spearman ρ | Kendall τ | Pearson r | n | failed | median s/arch |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for entry in report["proxies"]:
-            t = entry["targets"][target]
-            lines.append(
-                f"| {entry['proxy']} | {_fmt(t['spearman'])} | {_fmt(t['kendall'])} | {_fmt(t['pearson'])} "
-                f"| {t['n']} | {entry['failed']} | {_fmt(entry['median_seconds'], 4)} |"
-            )
+        columns = table_columns(report)
+        lines += [f"## {target}", "", ceiling_sentence(report, target), ""]
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|---|" + "---:|" * (len(columns) - 1))
+        for row in table_rows(report, target):
+            lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        if any(above_ceiling(e["targets"][target], report.get("noise_ceiling", {}).get(target)) for e in report["proxies"]):
+            lines += ["▲ above the noise ceiling: suspect a leak of the target into the proxy.", ""]
     failures = [e for e in report["proxies"] if e["failed"]]
     if failures:
         lines += ["## Failures", ""]
         for entry in failures:
             lines.append(f"- {entry['proxy']}: {entry['failed']} failed; e.g. {'; '.join(entry['first_errors'])}")
         lines.append("")
+    lines += ["The format and every definition: docs/report-format.md.", ""]
     return "\n".join(lines)
 
 
-def write_report(report: dict, run_path: str | os.PathLike) -> tuple[Path, Path]:
-    """Write RUN.report.json and RUN.report.md next to the run file (atomically each)."""
-    run_path = Path(run_path)
-    stem = run_path.with_suffix("")
-    written = []
-    for suffix, text in ((".report.json", to_json(report)), (".report.md", to_markdown(report))):
-        path = stem.with_name(stem.name + suffix)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        written.append(path)
-    return written[0], written[1]
+def report_paths(run_path: str | os.PathLike) -> dict[str, Path]:
+    """Where the report files of a run go: RUN.report.json, .md and .html next to RUN.h5."""
+    stem = Path(run_path).with_suffix("")
+    return {kind: stem.with_name(stem.name + suffix) for kind, suffix in SUFFIXES.items()}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report_files(report: dict, run_path: str | os.PathLike, *, html: bool = True) -> dict[str, Path]:
+    """Write the report next to the run file (each atomically); kind -> path of what was written."""
+    from zcnas.report.html import to_html
+
+    paths = report_paths(run_path)
+    texts = {"json": to_json(report), "md": to_markdown(report)}
+    if html:
+        texts["html"] = to_html(report)
+    for kind, text in texts.items():
+        _write_atomically(paths[kind], text)
+    return {kind: paths[kind] for kind in texts}
+
+
+def write_report(report: dict, run_path: str | os.PathLike, *, html: bool = True) -> tuple[Path, Path]:
+    """Write RUN.report.json, .md and .html next to the run file; returns (json, md) paths.
+
+    Kept with its original return value for callers written before the HTML page; use
+    `write_report_files` for every path.
+    """
+    written = write_report_files(report, run_path, html=html)
+    return written["json"], written["md"]
