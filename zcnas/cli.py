@@ -30,6 +30,10 @@ try:  # the benchmark commands live in their own module
 except ImportError:  # pragma: no cover - only while the module is absent
     pass
 
+from zcnas.cli_combine import combine_command  # noqa: E402
+
+app.command("combine")(combine_command)
+
 DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks_data" / "default.h5"
 
 
@@ -125,12 +129,16 @@ def score_command(
     from zcnas.report import build_report, write_report
     from zcnas.run.runner import JobOptions, run_job
 
+    from zcnas.combine import fill_derived, split_combined
+
+    computed, derived = split_combined(proxies)
     benchmark = benchmark or default_benchmark()
     if out is None:
         out = Path("runs") / f"{Path(benchmark).stem}-s{seed}.h5"
         out.parent.mkdir(exist_ok=True)
     options = JobOptions(
-        proxies=proxies,
+        proxies=",".join(computed),
+        derived=derived,
         sample=sample,
         seed=seed,
         batch_size=batch_size,
@@ -170,6 +178,7 @@ def score_command(
                 progress.update(task, completed=done, rate=rate)
 
             store = run_job(benchmark, out, options, on_progress=on_progress)
+    fill_derived(store)
     report = build_report(store)
     json_path, md_path = write_report(report, out)
     _print_report(report)

@@ -59,7 +59,44 @@ def apply_model(model_path: str | os.PathLike, store, *, strict: bool = True) ->
     return out
 
 
+COMBINED_PREFIX = "combined:"
+
+
+def split_combined(proxies: str) -> tuple[list[str], dict[str, str]]:
+    """Split a --proxies list into computed proxies and `combined:MODEL` derived columns.
+
+    Returns (proxy items to compute, including every input the models need, {column name:
+    model path}); a column is named `combined:<model file stem>`.
+    """
+    computed: list[str] = []
+    derived: dict[str, str] = {}
+    for item in (part.strip() for part in proxies.split(",")):
+        if not item.startswith(COMBINED_PREFIX):
+            if item:
+                computed.append(item)
+            continue
+        path = item[len(COMBINED_PREFIX) :]
+        if not path or not os.path.isfile(path):
+            raise CombineError(f"{item!r}: no saved combine model at {path!r} (write one with `zcnas combine ... --out MODEL`).")
+        name = COMBINED_PREFIX + os.path.splitext(os.path.basename(path))[0]
+        derived[name] = path
+        inputs, _ = required_inputs(path)
+        computed.extend(p for p in inputs if p not in computed)
+    return computed, derived
+
+
+def fill_derived(store) -> None:
+    """Compute every `combined:` column of a finished run from its other proxies, and save."""
+    for name, path in store.spec.derived.items():
+        store.set_derived(name, apply_model(path, store), "an input proxy of the model failed on this architecture")
+    if store.spec.derived:
+        store.checkpoint()
+
+
 __all__ = [
+    "COMBINED_PREFIX",
+    "fill_derived",
+    "split_combined",
     "METHODS",
     "CombineError",
     "CombineResult",

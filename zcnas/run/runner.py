@@ -146,7 +146,7 @@ class JobOptions:
     resume: bool = False
     overwrite: bool = False
     checkpoint_seconds: float = 30.0
-    extra: dict = field(default_factory=dict)
+    derived: dict = field(default_factory=dict)  # column name -> combine model path
 
 
 def _check_device(device: str) -> None:
@@ -186,6 +186,7 @@ def run_job(
         batch_size=int(options.batch_size),
         share=bool(options.share),
         space_options=space_options,
+        derived={name: str(Path(path).resolve()) for name, path in options.derived.items()},
     )
     x, y = bench.probe_batch(options.batch_size, seed=options.seed)
     out = Path(out)

@@ -59,6 +59,14 @@ class RunSpec:
     batch_size: int
     share: bool = True
     space_options: dict = field(default_factory=dict)
+    # Derived columns: name -> saved combine model; filled from the other proxies once the
+    # run is complete (`zcnas score --proxies combined:MODEL`), never computed per architecture.
+    derived: dict = field(default_factory=dict)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every score column of the run: computed proxies, then derived ones."""
+        return self.proxies + tuple(self.derived)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -67,6 +75,7 @@ class RunSpec:
     def from_json(cls, text: str) -> "RunSpec":
         data = json.loads(text)
         data["proxies"] = tuple(data["proxies"])
+        data.setdefault("derived", {})
         return cls(**data)
 
     def differences(self, other: "RunSpec") -> list[str]:
@@ -119,7 +128,7 @@ class RunStore:
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             slot_order=list(slot_order or []),
         )
-        for name in spec.proxies:
+        for name in spec.columns:
             store.scores[name] = np.full(n, np.nan)
             store.status[name] = np.zeros(n, dtype=np.int8)
             store.errors[name] = [""] * n
@@ -170,7 +179,7 @@ class RunStore:
                 store.target_seeds[name[: -len("_seeds")]] = data[()]
             else:
                 store.targets[name] = data[()]
-        for name in spec.proxies:
+        for name in spec.columns:
             group = f[f"proxies/{name}"]
             store.scores[name] = group["score"][()]
             store.status[name] = group["status"][()]
@@ -193,8 +202,8 @@ class RunStore:
 
     def pending_rows(self) -> list[int]:
         pending = np.zeros(len(self), dtype=bool)
-        for status in self.status.values():
-            pending |= status == PENDING
+        for name in self.spec.proxies:
+            pending |= self.status[name] == PENDING
         return [int(i) for i in np.flatnonzero(pending)]
 
     def done_count(self) -> int:
@@ -219,6 +228,15 @@ class RunStore:
             self.seconds[name][row] = outcome.seconds
             if outcome.error is None and outcome.layers:
                 self.layers[name][row] = dict(outcome.layers)
+
+    def set_derived(self, name: str, scores: np.ndarray, error: str) -> None:
+        """Fill a derived column (e.g. a combine model's score); `error` for rows left NaN."""
+        scores = np.asarray(scores, dtype=np.float64)
+        ok = np.isfinite(scores)
+        self.scores[name] = np.where(ok, scores, np.nan)
+        self.status[name] = np.where(ok, OK, FAILED).astype(np.int8)
+        self.errors[name] = ["" if good else error for good in ok]
+        self.seconds[name] = np.zeros(len(self))
 
     def _replay_journal(self) -> None:
         journal = _journal_path(self.path)
@@ -265,7 +283,7 @@ class RunStore:
                 targets.create_dataset(name, data=values)
             for name, values in self.target_seeds.items():
                 targets.create_dataset(f"{name}_seeds", data=values)
-            for name in self.spec.proxies:
+            for name in self.spec.columns:
                 group = f.create_group(f"proxies/{name}")
                 group.create_dataset("score", data=self.scores[name])
                 group.create_dataset("status", data=self.status[name])
