@@ -236,8 +236,8 @@ def check_command(
 ) -> None:
     """Fail (exit 1) when a correlation fell below its baseline by more than the tolerance.
 
-    Exit codes: 0 every baseline value held; 1 something fell (or a baseline proxy/target is
-    missing from the report), with a table of what moved; 2 unusable input.
+    Exit codes: 0 nothing fell (rises are listed); 1 something fell, or a baseline proxy/target
+    is missing from the report, with a table of what moved; 2 unusable input.
 
     Example: zcnas check runs/ci.report.json --baseline tests/baseline.json --tolerance 0.02
     """

@@ -19,7 +19,7 @@ from zcnas import __version__
 from zcnas.errors import ZcnasError
 from zcnas.report import bootstrap
 from zcnas.report.ceiling import noise_ceilings, parse_ceiling_pair
-from zcnas.report.metrics import DEFAULT_TOP_K, metric_names, percent_label, point_metrics, top_k_count, top_k_metric_names
+from zcnas.report.metrics import DEFAULT_TOP_K, metric_names, point_metrics, top_k_count, top_k_metric_names
 from zcnas.run.store import FAILED, OK, RunStore
 
 REPORT_SCHEMA_VERSION = 2
@@ -146,11 +146,7 @@ def _scatter(score: np.ndarray, target: np.ndarray, limit: int, rng: np.random.G
     proxy_rank = stats.rankdata(-score) if n else np.zeros(0)
     target_rank = stats.rankdata(-target) if n else np.zeros(0)
     shown = np.arange(n) if n <= limit else np.sort(rng.choice(n, size=limit, replace=False))
-    return {
-        "n": n,
-        "proxy_rank": [float(r) for r in proxy_rank[shown]],
-        "target_rank": [float(r) for r in target_rank[shown]],
-    }
+    return {"n": n, "proxy_rank": proxy_rank[shown].tolist(), "target_rank": target_rank[shown].tolist()}
 
 
 def metric_value(entry: dict, metric: str) -> float | None:
@@ -160,5 +156,3 @@ def metric_value(entry: dict, metric: str) -> float | None:
         value = value.get("value")
     return None if value is None else float(value)
 
-
-__all__ = ["REPORT_KIND", "REPORT_SCHEMA_VERSION", "build_report", "metric_value", "percent_label"]

@@ -1,8 +1,9 @@
 """Renderers of a report dict: JSON for machines and `check`, Markdown for people and CI logs.
 
-The table helpers (`table_columns`, `table_rows`, `ceiling_sentence`) are shared by the
-Markdown, the HTML page and the terminal (`zcnas report` draws them with rich), so all three
-show the same numbers in the same order.
+The table helpers are shared: `table_columns`/`table_rows` (every metric with its interval) by
+the Markdown and the HTML page, `terminal_columns`/`terminal_rows` (a compact subset) by the
+CLI, which draws them with rich; `ceiling_sentence` and `bootstrap_sentence` by all three. So
+every rendering shows the same numbers in the same order.
 """
 
 from __future__ import annotations
@@ -56,14 +57,13 @@ def ranked_proxies(report: dict, target: str, metric: str = "spearman") -> list[
     return sorted(report["proxies"], key=key)
 
 
-def table_columns(report: dict, *, wide: bool = True) -> list[str]:
-    """Column titles of the per-target table (`wide`: every top-k metric too)."""
-    names = report["metrics"] if wide else [m for m in report["metrics"] if not m.endswith("_kendall") or m == "kendall"]
-    return ["proxy", *[metric_label(m) for m in names], "n", "failed", "median s/arch"]
+def table_columns(report: dict) -> list[str]:
+    """Column titles of the full per-target table (Markdown, HTML)."""
+    return ["proxy", *[metric_label(m) for m in report["metrics"]], "n", "failed", "median s/arch"]
 
 
-def table_rows(report: dict, target: str, *, wide: bool = True) -> list[list[str]]:
-    names = report["metrics"] if wide else [m for m in report["metrics"] if not m.endswith("_kendall") or m == "kendall"]
+def table_rows(report: dict, target: str) -> list[list[str]]:
+    names = report["metrics"]
     rows = []
     ceiling = report.get("noise_ceiling", {}).get(target)
     for entry in ranked_proxies(report, target):
