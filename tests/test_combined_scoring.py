@@ -32,6 +32,10 @@ def test_score_with_a_saved_ridge_model(tmp_path):
     from zcnas.combine import apply_model
 
     np.testing.assert_allclose(store.scores["combined:ridge"], apply_model(model, store))
+    import json
+
+    report = json.loads((tmp_path / "second.report.json").read_text())
+    assert "combined:ridge" in {entry["proxy"] for entry in report["proxies"]}
 
 
 def test_missing_model_file_is_one_sentence(tmp_path):

@@ -23,6 +23,20 @@ Passes (the names proxies declare):
                           of batch 1, gradient of the output sum (SynFlow).
 - ``zen``                 a copy re-initialised from N(0, 1), two no-grad train-mode forwards
                           of Gaussian inputs to the pre-pooling features (Zen-score).
+- ``per_sample_gradient`` each sample of the probe batch forwarded alone in train mode (BN
+                          over its spatial positions), cross-entropy, gradient w.r.t. each
+                          conv/linear weight: one gradient per sample (GradSign). Vectorised
+                          with torch.func (one traced forward); `persample.py`.
+- ``half_batch_gradient`` the first and the second half of the probe batch, each forwarded on
+                          its own in train mode, cross-entropy, fresh gradient w.r.t. each
+                          conv/linear weight (ZiCo's two batches).
+- ``ntk_gradient``        the first min(N, 16) samples forwarded together in train mode, the
+                          gradient of each sample's sum of logits w.r.t. every parameter named
+                          "weight", and their Gram matrix, the empirical NTK, in float64
+                          (TE-NAS; ntk_cond, ntk_trace, lga).
+- ``relu_patterns``       a Kaiming-fan_in re-initialised copy, three no-grad train-mode
+                          forwards of 1000 random 3x3 patches of the probe images, and the
+                          number of distinct ReLU on/off patterns (TE-NAS linear regions).
 
 The five train-mode products come from one forward of the probe batch and at most two
 gradient computations; each product is computed the same way whether or not the others are
@@ -50,12 +64,21 @@ TRAIN_PASS = frozenset(
     {"loss_gradient", "activation_gradient", "hessian_gradient", "input_jacobian", "relu_codes"}
 )
 OTHER_PASSES = frozenset({"weights", "shape", "synflow", "zen"})
-KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES
+# Passes that forward samples, halves, a sub-batch or patches apart from the train pass.
+SAMPLE_PASSES = frozenset({"per_sample_gradient", "half_batch_gradient", "ntk_gradient", "relu_patterns"})
+KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES | SAMPLE_PASSES
 
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 
 # Zen-score's perturbation size (ZenNAS `mixup_gamma`, NASLib's default).
 ZEN_MIXUP_GAMMA = 1e-2
+
+# TE-NAS: the NTK batch (prune_tenas.py `--batch_size` default) and the linear-region inputs
+# (`Linear_Region_Collector(input_size=(1000, 1, 3, 3), sample_batch=3)`).
+NTK_BATCH = 16
+LINEAR_REGION_SAMPLES = 1000
+LINEAR_REGION_BATCHES = 3
+LINEAR_REGION_PATCH = 3
 
 
 def weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -86,6 +109,14 @@ class ZenPass:
 
     log_delta: float
     bn_log_scales: dict[str, float]
+
+
+@dataclass
+class NtkPass:
+    """The empirical NTK of the first samples of the probe batch, and their labels (or None)."""
+
+    kernel: torch.Tensor
+    labels: torch.Tensor | None
 
 
 class ProbeContext:
@@ -155,6 +186,18 @@ class ProbeContext:
 
     def zen_pass(self) -> ZenPass:
         return self._cached("zen", self._zen_pass)
+
+    def per_sample_pass(self) -> dict[str, torch.Tensor]:
+        return self._cached("per_sample", self._per_sample_pass)
+
+    def half_batch_pass(self) -> dict[str, torch.Tensor]:
+        return self._cached("half_batch", self._half_batch_pass)
+
+    def ntk_pass(self) -> NtkPass:
+        return self._cached("ntk", self._ntk_pass)
+
+    def relu_pattern_pass(self) -> int:
+        return self._cached("relu_patterns", self._relu_pattern_pass)
 
     def _shape_pass(self) -> dict[str, dict]:
         """module path -> {"input", "output"} shapes of every leaf module the forward calls.
@@ -304,6 +347,84 @@ class ProbeContext:
             }
         return ZenPass(log_delta=float(torch.log(delta)), bn_log_scales=bn_log_scales)
 
+    def _per_sample_pass(self) -> dict[str, torch.Tensor]:
+        """conv/linear layer -> (N, *weight shape): each sample's own loss gradient."""
+        from zcnas.proxies.persample import per_sample_loss_gradients
+
+        net, layer_params = self._labelled_copy()
+        grads = per_sample_loss_gradients(net, self.x.detach(), self.y, sorted(set(layer_params.values())))
+        return {layer: grads[param] for layer, param in layer_params.items()}
+
+    def _half_batch_pass(self) -> dict[str, torch.Tensor]:
+        """conv/linear layer -> (2, *weight shape): the loss gradient of each half batch."""
+        from zcnas.proxies.persample import half_batch_loss_gradients
+
+        if self.batch_size < 2:
+            raise ProxyError("Two half batches need a probe batch of at least 2 images.")
+        net, layer_params = self._labelled_copy()
+        grads = half_batch_loss_gradients(net, self.x.detach(), self.y, sorted(set(layer_params.values())))
+        return {layer: grads[param] for layer, param in layer_params.items()}
+
+    def _labelled_copy(self) -> tuple[nn.Module, dict[str, str]]:
+        """A private train-mode copy and, per conv/linear layer, its weight's parameter name."""
+        if self.y is None:
+            raise ProxyError("This proxy needs labels, but the probe batch has none.")
+        net = copy.deepcopy(self.model).train()
+        names = {id(p): name for name, p in net.named_parameters()}  # shared weights: one name
+        return net, {layer: names[id(module.weight)] for layer, module in weighted_layers(net)}
+
+    def _ntk_pass(self) -> NtkPass:
+        from zcnas.proxies.persample import logit_sum_gradients
+
+        n = min(self.batch_size, NTK_BATCH)
+        net = copy.deepcopy(self.model).train()
+        # TE-NAS get_ntk_n: every parameter whose name contains "weight" (BN scales included).
+        names = [name for name, p in net.named_parameters() if "weight" in name and p.requires_grad]
+        rows = logit_sum_gradients(net, self.x[:n].detach(), names).to(torch.float64)
+        labels = self.y[:n].detach() if self.y is not None else None
+        return NtkPass(kernel=rows @ rows.t(), labels=labels)
+
+    def _relu_pattern_pass(self) -> int:
+        _, channels, height, width = self.x.shape
+        k = LINEAR_REGION_PATCH
+        if height < k or width < k:
+            raise ProxyError(f"linear_regions needs probe images of at least {k}x{k} pixels.")
+        net = self.fresh_copy()
+        generator = self.generator("linear_regions")
+        # Draw order (fixed, so a test can replay it): weights in module order, then for each
+        # batch the image indices, the top rows and the left columns of the patches.
+        _kaiming_fan_in_init(net, generator)
+        net.train()
+        codes: list[torch.Tensor] = []
+
+        def record(module, inputs, output):
+            if inputs[0].dim() == 4:  # TE-NAS: ReLUs on feature maps only
+                codes.append((output.detach() > 0).flatten(1))
+
+        handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
+        offsets = torch.arange(k, device=self.x.device)
+        patterns = []
+        try:
+            with torch.no_grad():
+                for _ in range(LINEAR_REGION_BATCHES):
+                    shape = (LINEAR_REGION_SAMPLES,)
+                    image = torch.randint(0, self.batch_size, shape, generator=generator, device=self.x.device)
+                    top = torch.randint(0, height - k + 1, shape, generator=generator, device=self.x.device)
+                    left = torch.randint(0, width - k + 1, shape, generator=generator, device=self.x.device)
+                    rows = (top[:, None] + offsets)[:, None, :, None]
+                    cols = (left[:, None] + offsets)[:, None, None, :]
+                    chans = torch.arange(channels, device=self.x.device)[None, :, None, None]
+                    patches = self.x.detach()[image[:, None, None, None], chans, rows, cols]
+                    codes.clear()
+                    net(patches.to(self._float_dtype()))
+                    if not codes:
+                        raise ValueError("linear_regions: the network has no ReLU on a feature map to read")
+                    patterns.append(torch.cat(codes, dim=1))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return int(torch.unique(torch.cat(patterns), dim=0).shape[0])
+
 
 def _flat_tensors(value):
     if isinstance(value, torch.Tensor):
@@ -322,6 +443,20 @@ def _gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
                 if module.bias is not None:
                     module.bias.zero_()
             elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+
+
+def _kaiming_fan_in_init(net: nn.Module, generator: torch.Generator) -> None:
+    """TE-NAS `kaiming_normal_fanin_init`: conv/linear Kaiming-normal (fan_in, ReLU gain) and
+    bias 0; BatchNorm2d γ=1, β=0."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, WEIGHTED_LAYERS):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm2d) and module.weight is not None:
                 module.weight.fill_(1.0)
                 module.bias.zero_()
 

@@ -62,7 +62,7 @@ def build_report(
     started = time.perf_counter()
     counts = bootstrap.resample_counts(n, resamples, bootstrap_seed) if resamples and n else None
     scores = {
-        proxy: np.where(store.status[proxy] == OK, store.scores[proxy], np.nan) for proxy in store.spec.proxies
+        proxy: np.where(store.status[proxy] == OK, store.scores[proxy], np.nan) for proxy in store.spec.columns
     }
     rng = np.random.default_rng([int(bootstrap_seed), 1])  # which points the scatter plots show
     per_target: dict[str, dict[str, dict]] = {}
@@ -97,7 +97,7 @@ def build_report(
     seconds = time.perf_counter() - started
 
     proxies = []
-    for proxy in store.spec.proxies:
+    for proxy in store.spec.columns:
         ok = store.status[proxy] == OK
         spent = store.seconds[proxy][ok]
         proxies.append(
