@@ -63,14 +63,18 @@ def _root(
 def proxies_command(
     pattern: str = typer.Argument("*", help="Wildcard on proxy names, e.g. 'grad*'."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the full documentation (docs/proxies.md)."),
 ) -> None:
     """List the registered proxies: family, labels, passes, reference.
 
     Example: zcnas proxies 'syn*'
     """
-    from zcnas.proxies import list_proxies
+    from zcnas.proxies import list_proxies, proxies_markdown
 
     infos = list_proxies(pattern)
+    if markdown:
+        typer.echo(proxies_markdown(infos), nl=False)
+        return
     if json_out:
         import json
 

@@ -9,6 +9,7 @@ from zcnas.proxies.registry import (
     get_proxy,
     list_proxies,
     parse_proxy_list,
+    proxies_markdown,
     proxy,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "get_proxy",
     "list_proxies",
     "parse_proxy_list",
+    "proxies_markdown",
     "proxy",
     "weighted_layers",
 ]

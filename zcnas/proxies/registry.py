@@ -116,6 +116,34 @@ def get_proxy(name: str) -> ProxyInfo:
         raise ProxyError(f"Unknown proxy {name!r}; known proxies: {known} (see `zcnas proxies`).") from None
 
 
+def proxies_markdown(infos: list[ProxyInfo]) -> str:
+    """The proxy reference page (docs/proxies.md), written from the registry alone."""
+    import inspect
+
+    lines = [
+        "# Proxies",
+        "",
+        "Generated from the registry by `zcnas proxies --markdown > docs/proxies.md`; every score is",
+        "oriented so that higher means predicted-better. `aggregation: sum` means the per-layer",
+        "statistics add up to the score.",
+        "",
+        "| name | family | labels | data | passes | aggregation |",
+        "|---|---|---|---|---|---|",
+    ]
+    for info in infos:
+        lines.append(
+            f"| [{info.name}](#{info.name}) | {info.family} | {'yes' if info.needs_labels else 'no'} "
+            f"| {'yes' if info.needs_data else 'no'} | {', '.join(info.passes)} | {info.aggregation} |"
+        )
+    for info in infos:
+        doc = inspect.cleandoc(info.function.__doc__ or "")
+        lines += ["", f"## {info.name}", "", f"*Reference:* {info.reference}", ""]
+        if info.min_batch > 1:
+            lines += [f"*Needs a probe batch of at least {info.min_batch}.*", ""]
+        lines.append(doc)
+    return "\n".join(lines) + "\n"
+
+
 def parse_proxy_list(text: str) -> list[str]:
     """'synflow, nwot' or 'grad_*' -> registered names, in the order given, without repeats."""
     names: list[str] = []
