@@ -13,9 +13,14 @@ from zcnas.proxies.passes import TRAIN_PASS
 from zcnas.spaces import get_space
 
 NAMES = [info.name for info in list_proxies()]
-PASS_METHODS = {"_train_pass": "train", "_shape_pass": "shape", "_synflow_pass": "synflow", "_zen_pass": "zen"}
-# Network forwards each pass makes (zen: features of x and of x + γε; weights: none).
-FORWARDS = {"train": 1, "shape": 1, "synflow": 1, "zen": 2}
+# Cache keys of ProbeContext._cached are pass names, except the train pass serving TRAIN_PASS.
+# Network forwards (calls of the stem) each pass makes: zen features of x and of x + γε;
+# zico's two half batches; linear regions' three patch batches; weights: none.
+FORWARDS = {
+    "train": 1, "shape": 1, "synflow": 1, "zen": 2, "per_sample_gradient": 1, "half_batch_gradient": 2,
+    "ntk_gradient": 1, "relu_patterns": 3, "first_sample_features": 1, "input_curve": 1, "az_features": 1,
+    "swap_codes": 1,
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,16 +50,16 @@ def passes_of(proxy_names) -> collections.Counter:
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Count calls of each pass method of ProbeContext."""
+    """Count the passes a context actually computes (cache misses of ProbeContext._cached)."""
     calls = collections.Counter()
-    for method, kind in PASS_METHODS.items():
-        original = getattr(ProbeContext, method)
+    original = ProbeContext._cached
 
-        def wrapper(self, _original=original, _kind=kind):
-            calls[_kind] += 1
-            return _original(self)
+    def counting(self, key, compute):
+        if key not in self._cache:
+            calls[key] += 1
+        return original(self, key, compute)
 
-        monkeypatch.setattr(ProbeContext, method, wrapper)
+    monkeypatch.setattr(ProbeContext, "_cached", counting)
     return calls
 
 

@@ -355,9 +355,19 @@ def test_zen_needs_features_before_pooling():
 
 
 def test_every_registered_proxy_has_a_formula_test():
-    tested = {
-        "grad_norm", "snip", "plain", "grasp", "fisher", "synflow", "l2_norm", "params", "flops",
-        "jacob_cov", "epe_nas", "nwot", "zen",
-    }  # fmt: skip
-    assert {info.name for info in list_proxies()} <= tested, "add a formula test for the new proxy"
+    """Each proxy's formula is pinned by a test named after it in tests/test_proxies_*.py."""
+    import pathlib
+    import re
+
+    functions = []
+    for path in pathlib.Path(__file__).parent.glob("test_proxies_*.py"):
+        functions += re.findall(r"^def (test_\w+)", path.read_text(), re.M)
+    # Tests named after a family that covers several proxies at once.
+    families = {"az_expressivity": "az_components", "az_progressivity": "az_components",
+                "az_trainability": "az_components", "ntk_trace": "ntk_cond_and_trace"}  # fmt: skip
+    untested = [
+        info.name for info in list_proxies()
+        if not any(families.get(info.name, info.name) in function for function in functions)
+    ]  # fmt: skip
+    assert not untested, f"add a formula test for {untested}"
     assert get_proxy("jacob_cov").min_batch == 2

@@ -23,6 +23,7 @@ from zcnas.combine.features import CombineError, Features
 
 # Importing the method modules registers them (one module per method).
 from zcnas.combine import rank_average as _rank_average  # noqa: E402,F401
+from zcnas.combine import az_nas as _az_nas  # noqa: E402,F401
 from zcnas.combine import ridge as _ridge  # noqa: E402,F401
 from zcnas.combine import robot as _robot  # noqa: E402,F401
 from zcnas.combine import parzc as _parzc  # noqa: E402,F401

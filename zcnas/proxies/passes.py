@@ -25,8 +25,8 @@ Passes (the names proxies declare):
                           of Gaussian inputs to the pre-pooling features (Zen-score).
 - ``per_sample_gradient`` each sample of the probe batch forwarded alone in train mode (BN
                           over its spatial positions), cross-entropy, gradient w.r.t. each
-                          conv/linear weight: one gradient per sample (GradSign). Vectorised
-                          with torch.func (one traced forward); `persample.py`.
+                          conv/linear weight: one gradient per sample (GradSign), by
+                          torch.func vmap: one vectorised forward (`persample.py`).
 - ``half_batch_gradient`` the first and the second half of the probe batch, each forwarded on
                           its own in train mode, cross-entropy, fresh gradient w.r.t. each
                           conv/linear weight (ZiCo's two batches).
@@ -59,6 +59,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zcnas.errors import ProxyError
+from zcnas.proxies.persample import half_batch_loss_gradients, logit_sum_gradients, per_sample_loss_gradients
 
 TRAIN_PASS = frozenset(
     {"loss_gradient", "activation_gradient", "hessian_gradient", "input_jacobian", "relu_codes"}
@@ -66,7 +67,10 @@ TRAIN_PASS = frozenset(
 OTHER_PASSES = frozenset({"weights", "shape", "synflow", "zen"})
 # Passes that forward samples, halves, a sub-batch or patches apart from the train pass.
 SAMPLE_PASSES = frozenset({"per_sample_gradient", "half_batch_gradient", "ntk_gradient", "relu_patterns"})
-KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES | SAMPLE_PASSES
+# Passes of the spectral family, computed in zcnas/proxies/spectral.py (first probe image's
+# feature maps; a curve of inputs; AZ-NAS's re-initialised cell features; SWAP's codes).
+SPECTRAL_PASSES = frozenset({"first_sample_features", "input_curve", "az_features", "swap_codes"})
+KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES | SAMPLE_PASSES | SPECTRAL_PASSES
 
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 
@@ -164,6 +168,7 @@ class ProbeContext:
         return copy.deepcopy(self.model)
 
     def _cached(self, key, compute):
+        """Compute pass `key` once per context (the one place passes are cached and counted)."""
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
@@ -188,13 +193,13 @@ class ProbeContext:
         return self._cached("zen", self._zen_pass)
 
     def per_sample_pass(self) -> dict[str, torch.Tensor]:
-        return self._cached("per_sample", self._per_sample_pass)
+        return self._cached("per_sample_gradient", self._per_sample_pass)
 
     def half_batch_pass(self) -> dict[str, torch.Tensor]:
-        return self._cached("half_batch", self._half_batch_pass)
+        return self._cached("half_batch_gradient", self._half_batch_pass)
 
     def ntk_pass(self) -> NtkPass:
-        return self._cached("ntk", self._ntk_pass)
+        return self._cached("ntk_gradient", self._ntk_pass)
 
     def relu_pattern_pass(self) -> int:
         return self._cached("relu_patterns", self._relu_pattern_pass)
@@ -349,16 +354,12 @@ class ProbeContext:
 
     def _per_sample_pass(self) -> dict[str, torch.Tensor]:
         """conv/linear layer -> (N, *weight shape): each sample's own loss gradient."""
-        from zcnas.proxies.persample import per_sample_loss_gradients
-
         net, layer_params = self._labelled_copy()
         grads = per_sample_loss_gradients(net, self.x.detach(), self.y, sorted(set(layer_params.values())))
         return {layer: grads[param] for layer, param in layer_params.items()}
 
     def _half_batch_pass(self) -> dict[str, torch.Tensor]:
         """conv/linear layer -> (2, *weight shape): the loss gradient of each half batch."""
-        from zcnas.proxies.persample import half_batch_loss_gradients
-
         if self.batch_size < 2:
             raise ProxyError("Two half batches need a probe batch of at least 2 images.")
         net, layer_params = self._labelled_copy()
@@ -374,8 +375,6 @@ class ProbeContext:
         return net, {layer: names[id(module.weight)] for layer, module in weighted_layers(net)}
 
     def _ntk_pass(self) -> NtkPass:
-        from zcnas.proxies.persample import logit_sum_gradients
-
         n = min(self.batch_size, NTK_BATCH)
         net = copy.deepcopy(self.model).train()
         # TE-NAS get_ntk_n: every parameter whose name contains "weight" (BN scales included).

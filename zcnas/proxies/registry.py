@@ -98,7 +98,7 @@ def proxy(
 
 def _load_families() -> None:
     # Importing a family module registers its proxies; kept here so `get_proxy` always sees all.
-    from zcnas.proxies import activation, gradient, gradsign, jacobian, ntk, size  # noqa: F401
+    from zcnas.proxies import activation, gradient, gradsign, jacobian, ntk, size, spectral  # noqa: F401
 
 
 def list_proxies(pattern: str = "*") -> list[ProxyInfo]:
