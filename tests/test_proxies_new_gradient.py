@@ -278,7 +278,7 @@ def test_lga_by_hand_on_a_tiny_kernel():
 
     x, _ = data((3, 3, 2, 2))
     ctx = ProbeContext(TwoLayerLinear(), x, labels, num_classes=NUM_CLASSES, passes=("ntk_gradient",))
-    ctx._cache["ntk"] = NtkPass(kernel=kernel, labels=labels)  # the formula alone, on a known kernel
+    ctx._cache["ntk_gradient"] = NtkPass(kernel=kernel, labels=labels)  # the formula alone, on a known kernel
     assert get_proxy("lga")(ctx).score == pytest.approx(expected, rel=1e-12)
 
 
@@ -342,7 +342,7 @@ def test_a_zero_or_non_finite_ntk_fails_the_proxy_with_a_message():
         ntk_eigenvalues(torch.zeros((3, 3), dtype=torch.float64))
 
     ctx = ProbeContext(all_none, x, y, num_classes=NUM_CLASSES, passes=("ntk_gradient",))
-    ctx._cache["ntk"] = NtkPass(kernel=torch.full((4, 4), math.inf, dtype=torch.float64), labels=y)
+    ctx._cache["ntk_gradient"] = NtkPass(kernel=torch.full((4, 4), math.inf, dtype=torch.float64), labels=y)
     with pytest.raises(FloatingPointError, match="non-finite"):
         get_proxy("ntk_cond")(ctx)
 
