@@ -10,6 +10,8 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
 
 TORCH = "torch==2.13.0"
+# The proxies whose correlations CI guards on the embedded benchmark (cheap enough for CI).
+REGRESSION_PROXIES = "params,flops,synflow,grad_norm,snip,nwot,jacob_cov,fisher,zen,l2_norm"
 
 
 def install(session, extras="test"):
@@ -43,3 +45,16 @@ def bench(session):
     """Shared vs alone passes of the proxy suite: seconds, ratio, forward+backward units, memory."""
     install(session)
     session.run("python", "tests/perf/bench_suite.py", *session.posargs)
+
+
+@nox.session
+def regression(session):
+    """CI's correlation regression: score the embedded benchmark, check it against the baseline."""
+    install(session)
+    session.run(
+        "zcnas", "score", "benchmarks_data/default.h5", "--proxies", REGRESSION_PROXIES, "--workers", "2",
+        "--out", "runs/regression.h5", "--overwrite", "--quiet",
+    )
+    session.run(
+        "zcnas", "check", "runs/regression.report.json", "--baseline", "benchmarks_data/default.baseline.json",
+    )
