@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -62,6 +63,17 @@ def make_tiny_benchmark(path: Path, n_archs: int = 8, *, probe_size: int = 16, s
         extra_attrs={"space_options": '{"C": 4, "N": 1}', **extra.pop("extra_attrs", {})},
         **extra,
     )
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
+    OpenMP workers slow them down a hundredfold; restore the setting for other modules.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

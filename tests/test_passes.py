@@ -23,14 +23,7 @@ FORWARDS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
-    OpenMP workers slow them down a hundredfold; restore the setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pass_kind(name: str) -> str | None:

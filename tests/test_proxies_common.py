@@ -30,14 +30,7 @@ NUM_CLASSES = 10
 SLOTS = set(SPACE.layer_slots(N=1))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
-    OpenMP workers slow them down a hundredfold; restore the setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(arch: str, seed: int = 0) -> nn.Module:

@@ -16,87 +16,27 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from tiny_nets import NUM_CLASSES, TwoLayerLinear, data, run, tiny_net, weighted
 from zcnas.errors import ProxyError
 from zcnas.proxies import ProbeContext, compute_proxies, get_proxy, list_proxies
 
-NUM_CLASSES = 5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
-    OpenMP workers slow them down a hundredfold; restore the setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class TinyConvNet(nn.Module):
-    """conv3x3 (no bias) -> BN -> ReLU -> conv1x1 (bias) -> ReLU -> GAP -> linear."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(4)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(4, 3, 1, bias=True)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(3, NUM_CLASSES)
-
-    def forward_pre_gap(self, x):
-        return self.relu2(self.conv2(self.relu1(self.bn(self.conv1(x)))))
-
-    def forward(self, x):
-        return self.fc(self.pool(self.forward_pre_gap(x)).flatten(1))
-
-
-class TwoLayerLinear(nn.Module):
-    """flatten -> linear -> ReLU -> linear, on (N, 3, 2, 2) inputs."""
-
-    def __init__(self, hidden=5, out=NUM_CLASSES, bias=True):
-        super().__init__()
-        self.fc1 = nn.Linear(12, hidden, bias=bias)
-        self.relu = nn.ReLU()
-        self.fc2 = nn.Linear(hidden, out, bias=bias)
-
-    def forward(self, x):
-        return self.fc2(self.relu(self.fc1(x.flatten(1))))
-
-
-def data(shape=(6, 3, 8, 8), classes=NUM_CLASSES, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=generator)
-    y = torch.tensor([i % classes for i in range(shape[0])])
-    return x, y
-
-
-def run(name, model, x, y=None, *, num_classes=NUM_CLASSES, seed=0):
-    outcome = compute_proxies(model, x, y, [name], num_classes=num_classes, seed=seed)[name]
-    assert outcome.ok, outcome.error
-    return outcome
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def manual_backward(model, x, y):
     """Train-mode copy, mean cross-entropy, `.backward()`: {layer: (weight, grad)}."""
     net = _copy(model).train()
     F.cross_entropy(net(x), y).backward()
-    return {name: (m.weight.detach(), m.weight.grad) for name, m in _weighted(net)}
+    return {name: (m.weight.detach(), m.weight.grad) for name, m in weighted(net)}
 
 
 def _copy(model):
     return copy.deepcopy(model)
 
 
-def _weighted(model):
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-
-
 @pytest.fixture
 def conv_net():
-    torch.manual_seed(0)
-    return TinyConvNet()
+    return tiny_net()
 
 
 def test_grad_norm_is_the_sum_of_layer_gradient_norms(conv_net):
@@ -159,12 +99,12 @@ def test_fisher_is_channel_wise_and_broadcast_over_fan_in(conv_net):
 
         return hook
 
-    for name, module in _weighted(net):
+    for name, module in weighted(net):
         module.register_forward_hook(keep(name))
     F.cross_entropy(net(x), y).backward()
 
     expected = {}
-    for name, module in _weighted(net):
+    for name, module in weighted(net):
         act = outputs[name].detach().double().numpy()
         grad = outputs[name].grad.double().numpy()
         fan_in = int(np.prod(module.weight.shape[1:]))
@@ -200,7 +140,7 @@ def test_synflow_on_a_bias_free_two_layer_linear_net_by_hand():
 
 def test_l2_norm_is_the_sum_of_per_layer_weight_norms(conv_net):
     x, _ = data()
-    expected = {n: float(np.linalg.norm(m.weight.detach().numpy().ravel())) for n, m in _weighted(conv_net)}
+    expected = {n: float(np.linalg.norm(m.weight.detach().numpy().ravel())) for n, m in weighted(conv_net)}
     outcome = run("l2_norm", conv_net, x)
     assert outcome.layers == pytest.approx(expected, rel=1e-6)
     assert outcome.score == pytest.approx(sum(expected.values()), rel=1e-6)

@@ -11,6 +11,7 @@ eigenvalues, Python sets of activation patterns.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import numpy as np
@@ -20,7 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+import tiny_nets
 from conftest import TINY_ARCHS
+from tiny_nets import NUM_CLASSES, TinyConvNet, TwoLayerLinear, run, weighted
 from zcnas.errors import ProxyError
 from zcnas.proxies import ProbeContext, compute_proxies, get_proxy, list_proxies
 from zcnas.proxies.ntk import ntk_eigenvalues
@@ -28,65 +31,14 @@ from zcnas.proxies.passes import LINEAR_REGION_BATCHES, LINEAR_REGION_SAMPLES, N
 from zcnas.proxies.persample import batched_backward_by_default, logit_sum_gradients, per_sample_loss_gradients
 from zcnas.spaces import get_space
 
-NUM_CLASSES = 5
 EPS64 = torch.finfo(torch.float64).eps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy machine spinning
-    OpenMP workers slow them down a hundredfold; restore the setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class TwoLayerLinear(nn.Module):
-    """flatten -> linear -> ReLU -> linear, on (N, 3, 2, 2) inputs."""
-
-    def __init__(self, hidden=5, out=NUM_CLASSES):
-        super().__init__()
-        self.fc1 = nn.Linear(12, hidden)
-        self.relu = nn.ReLU()
-        self.fc2 = nn.Linear(hidden, out)
-
-    def forward(self, x):
-        return self.fc2(self.relu(self.fc1(x.flatten(1))))
-
-
-class TinyConvNet(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv1x1 (bias) -> ReLU -> GAP -> linear."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(4)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(4, 3, 1, bias=True)
-        self.relu2 = nn.ReLU()
-        self.fc = nn.Linear(3, NUM_CLASSES)
-
-    def forward(self, x):
-        h = self.relu2(self.conv2(self.relu1(self.bn(self.conv1(x)))))
-        return self.fc(h.mean(dim=(2, 3)))
-
-
-def data(shape, seed=0, dtype=torch.float64):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=generator, dtype=dtype)
-    y = torch.tensor([i % NUM_CLASSES for i in range(shape[0])])
-    return x, y
-
-
-def run(name, model, x, y=None, *, seed=0, num_classes=NUM_CLASSES):
-    outcome = compute_proxies(model, x, y, [name], num_classes=num_classes, seed=seed)[name]
-    assert outcome.ok, outcome.error
-    return outcome
-
-
-def weighted(model):
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+# Float64 unless a test asks otherwise: the by-hand values are compared to 1e-8 or tighter.
+data = functools.partial(tiny_nets.data, dtype=torch.float64)
 
 
 def tiny_nb201(arch=TINY_ARCHS[1], seed=0):

@@ -16,48 +16,19 @@ import torch
 from torch import nn
 
 from conftest import TINY_ARCHS
+from tiny_nets import NUM_CLASSES, run, tiny_net
 from zcnas.combine import Features, create_method
 from zcnas.proxies import ProbeContext, compute_proxies
 from zcnas.proxies import spectral
-from zcnas.proxies.passes import _gaussian_init
+from zcnas.proxies.passes import gaussian_init
 from zcnas.spaces import get_space
 
-NUM_CLASSES = 5
 SPACE = get_space("nb201")
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 IDENTITY_CELL = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads; restore the setting for other modules."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class TinyConvNet(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv1x1 -> ReLU -> GAP -> linear."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(4)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(4, 3, 1, bias=True)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(3, NUM_CLASSES)
-
-    def forward(self, x):
-        h = self.relu2(self.conv2(self.relu1(self.bn(self.conv1(x)))))
-        return self.fc(self.pool(h).flatten(1))
-
-
-def tiny_net(seed=0):
-    torch.manual_seed(seed)
-    return TinyConvNet()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def nb201(arch, seed=0):
@@ -67,12 +38,6 @@ def nb201(arch, seed=0):
 
 def images(shape=(6, 3, 8, 8), seed=0):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-
-
-def run(name, model, x, seed=0, num_classes=NUM_CLASSES):
-    outcome = compute_proxies(model, x, None, [name], num_classes=num_classes, seed=seed)[name]
-    assert outcome.ok, outcome.error
-    return outcome
 
 
 def context(model, x, seed=0, num_classes=NUM_CLASSES):
@@ -214,7 +179,7 @@ def test_swap_counts_distinct_neuron_patterns_as_numpy_unique():
     model, x = tiny_net(), images((10, 3, 8, 8))
     outcome = run("swap", model, x, seed=3)
     net = copy.deepcopy(model)
-    _gaussian_init(net, context(model, x, seed=3).generator("swap"))
+    gaussian_init(net, context(model, x, seed=3).generator("swap"))
     net.train()
     codes = []
     for module in net.modules():

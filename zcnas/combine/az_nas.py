@@ -25,33 +25,19 @@ gets exactly the reference's sum.
 
 from __future__ import annotations
 
-import warnings
-from typing import Sequence
-
 import numpy as np
 
-from zcnas.combine.base import Combiner, quantile_ranks, register
-from zcnas.combine.features import Features
+from zcnas.combine.base import RankAggregation, register
 
 AZ_NAS_PROXIES = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
 
 
 @register
-class AZNASRank(Combiner):
+class AZNASRank(RankAggregation):
     name = "az_nas"
-    population_relative = True
     reference = "Σ log(rank/N) over components (Lee & Ham, CVPR 2024, AZ-NAS; NB201/tss_general.ipynb)"
 
-    def __init__(self, proxies: Sequence[str] | None = None):
-        self.proxies = proxies
-
-    def _fit(self, features: Features, y: np.ndarray, proxies: list[str]) -> None:
-        pass
-
-    def _predict(self, features: Features) -> np.ndarray:
-        matrix = features.matrix(self.proxies_)
+    def _aggregate(self, ranks: np.ndarray) -> np.ndarray:
         # quantile_ranks: rankdata midranks / (number of finite values), NaN kept.
-        log_ranks = np.column_stack([np.log(quantile_ranks(matrix[:, j])) for j in range(matrix.shape[1])])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: NaN by design
-            return np.nanmean(log_ranks, axis=1) * log_ranks.shape[1]
+        log_ranks = np.log(ranks)
+        return np.nanmean(log_ranks, axis=1) * log_ranks.shape[1]

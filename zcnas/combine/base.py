@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -245,6 +246,32 @@ class Combiner:
         model.info_ = meta.get("info", {})
         return model
 
+
+
+class RankAggregation(Combiner):
+    """Base of the rank aggregations (rank_average, az_nas): nothing is learned from the
+    target, `fit` only fixes the proxies. Each proxy's scores become `quantile_ranks` among
+    the architectures predicted together (NaN where the proxy is missing), and `_aggregate`
+    turns each row of ranks into the prediction; an all-NaN row gives NaN."""
+
+    population_relative = True
+
+    def __init__(self, proxies: Sequence[str] | None = None):
+        self.proxies = proxies
+
+    def _fit(self, features: Features, y: np.ndarray, proxies: list[str]) -> None:
+        pass
+
+    def _predict(self, features: Features) -> np.ndarray:
+        matrix = features.matrix(self.proxies_)
+        ranks = np.column_stack([quantile_ranks(matrix[:, j]) for j in range(matrix.shape[1])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: NaN by design
+            return self._aggregate(ranks)
+
+    def _aggregate(self, ranks: np.ndarray) -> np.ndarray:
+        """(rows, proxies) ranks in (0, 1], NaN where missing -> one score per row."""
+        raise NotImplementedError
 
 def _plain(value):
     """JSON for numpy scalars and arrays that reach the parameters (e.g. np.int64 epochs)."""

@@ -20,16 +20,15 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from zcnas import __version__
 from zcnas.combine.base import Combiner, create_method, get_method
 from zcnas.combine.features import CombineError, Features
 from zcnas.report.bootstrap import DEFAULT_RESAMPLES, DEFAULT_CONFIDENCE, bootstrap_metrics, percentile_interval, resample_counts
+from zcnas.report.build import run_provenance
 from zcnas.report.metrics import DEFAULT_TOP_K, correlations, metric_names, point_metrics
 
 SUMMARY_KIND = "zcnas-combine-summary"
@@ -191,12 +190,7 @@ def evaluate_combine(
     summary = {
         "kind": SUMMARY_KIND,
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "zcnas_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run": str(store.path),
-        "benchmark": store.spec.benchmark_name,
-        "search_space": store.spec.search_space,
-        "dataset": store.spec.dataset,
+        **run_provenance(store),
         "method": method,
         "reference": cls.reference,
         "params": first_model.get_params(),

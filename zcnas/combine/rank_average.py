@@ -12,30 +12,15 @@ row's mean (the row is ranked by its other proxies).
 
 from __future__ import annotations
 
-import warnings
-from typing import Sequence
-
 import numpy as np
 
-from zcnas.combine.base import Combiner, quantile_ranks, register
-from zcnas.combine.features import Features
+from zcnas.combine.base import RankAggregation, register
 
 
 @register
-class RankAverage(Combiner):
+class RankAverage(RankAggregation):
     name = "rank_average"
-    population_relative = True
     reference = "mean of population ranks (Abdelfattah et al. 2021 vote; NAS-Bench-Suite-Zero baselines)"
 
-    def __init__(self, proxies: Sequence[str] | None = None):
-        self.proxies = proxies
-
-    def _fit(self, features: Features, y: np.ndarray, proxies: list[str]) -> None:
-        pass
-
-    def _predict(self, features: Features) -> np.ndarray:
-        matrix = features.matrix(self.proxies_)
-        ranks = np.column_stack([quantile_ranks(matrix[:, j]) for j in range(matrix.shape[1])])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: NaN by design
-            return np.nanmean(ranks, axis=1)
+    def _aggregate(self, ranks: np.ndarray) -> np.ndarray:
+        return np.nanmean(ranks, axis=1)

@@ -52,7 +52,7 @@ import copy
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -328,16 +328,11 @@ class ProbeContext:
 
     def _zen_pass(self) -> ZenPass:
         net = self.fresh_copy()
-        features = getattr(net, "forward_pre_gap", None)
-        if features is None:
-            raise ProxyError(
-                f"zen needs a network with forward_pre_gap(x) (the features before global pooling); "
-                f"{type(self.model).__name__} has none."
-            )
+        features = network_method(net, "forward_pre_gap", "zen", "the features before global pooling")
         generator = self.generator("zen")
         dtype = self._float_dtype()
         # Draw order (fixed, so a test can replay it): weights in module order, then x, then ε.
-        _gaussian_init(net, generator)
+        gaussian_init(net, generator)
         net.train()
         with torch.no_grad():
             x = torch.randn(self.x.shape, generator=generator, dtype=dtype, device=self.x.device)
@@ -392,7 +387,7 @@ class ProbeContext:
         generator = self.generator("linear_regions")
         # Draw order (fixed, so a test can replay it): weights in module order, then for each
         # batch the image indices, the top rows and the left columns of the patches.
-        _kaiming_fan_in_init(net, generator)
+        kaiming_fan_in_init(net, generator)
         net.train()
         codes: list[torch.Tensor] = []
 
@@ -433,31 +428,47 @@ def _flat_tensors(value):
             yield from _flat_tensors(item)
 
 
-def _gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
-    """ZenNAS `network_weight_gaussian_init`: conv/linear N(0, 1) and bias 0; norm γ=1, β=0."""
+def network_method(net: nn.Module, method: str, who: str, what: str) -> Callable:
+    """`net.<method>`, a method a proxy needs beyond `forward` (`what` it returns), or a
+    ProxyError naming the proxy (`who`) and the network's class."""
+    found = getattr(net, method, None)
+    if found is None:
+        raise ProxyError(f"{who} needs a network with {method}(x) ({what}); {type(net).__name__} has none.")
+    return found
+
+
+def _reinit(net: nn.Module, init_weight: Callable[[torch.Tensor], object], norms: tuple[type, ...]) -> None:
+    """Re-initialise in module order: each conv/linear weight by `init_weight`, its bias 0;
+    each affine norm layer of the types `norms` γ=1, β=0."""
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, WEIGHTED_LAYERS):
-                module.weight.normal_(0.0, 1.0, generator=generator)
+                init_weight(module.weight)
                 if module.bias is not None:
                     module.bias.zero_()
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
+            elif isinstance(module, norms) and module.weight is not None:
                 module.weight.fill_(1.0)
                 module.bias.zero_()
 
 
-def _kaiming_fan_in_init(net: nn.Module, generator: torch.Generator) -> None:
-    """TE-NAS `kaiming_normal_fanin_init`: conv/linear Kaiming-normal (fan_in, ReLU gain) and
-    bias 0; BatchNorm2d γ=1, β=0."""
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, WEIGHTED_LAYERS):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=generator)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, nn.BatchNorm2d) and module.weight is not None:
-                module.weight.fill_(1.0)
-                module.bias.zero_()
+def gaussian_init(net: nn.Module, generator: torch.Generator) -> None:
+    """ZenNAS `network_weight_gaussian_init`: conv/linear N(0, 1) and bias 0; norm γ=1, β=0.
+    Drawn in module order from `generator` (zen, swap)."""
+    _reinit(net, lambda weight: weight.normal_(0.0, 1.0, generator=generator), (nn.BatchNorm2d, nn.GroupNorm))
+
+
+def kaiming_fan_in_init(
+    net: nn.Module, generator: torch.Generator, norms: tuple[type, ...] = (nn.BatchNorm2d,)
+) -> None:
+    """`kaiming_normal_fanin_init`: conv/linear Kaiming-normal (fan_in, ReLU gain) and bias 0;
+    affine norm layers of the types `norms` γ=1, β=0. Drawn in module order from `generator`.
+    TE-NAS's version (linear regions) resets BatchNorm2d only, the default; AZ-NAS's resets
+    BatchNorm2d and GroupNorm."""
+    _reinit(
+        net,
+        lambda weight: nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator),
+        norms,
+    )
 
 
 def _remove_batchnorm(net: nn.Module) -> None:

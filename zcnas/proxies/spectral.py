@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zcnas.errors import ProxyError
-from zcnas.proxies.passes import WEIGHTED_LAYERS, ProbeContext, _gaussian_init
+from zcnas.proxies.passes import WEIGHTED_LAYERS, ProbeContext, gaussian_init, kaiming_fan_in_init, network_method
 from zcnas.proxies.registry import ProxyResult, proxy
 
 # meco_opt's channel sample (MeCo `correlation/NAS_Bench_201.py`: random.sample(range(n), 8)).
@@ -323,20 +323,6 @@ class AZPass:
     pair_scores: list[float]
 
 
-def _kaiming_normal_fan_in(net: nn.Module, generator: torch.Generator) -> None:
-    """AZ-NAS `kaiming_normal_fanin_init`: conv/linear Kaiming-normal (fan_in, ReLU gain), bias 0;
-    affine BatchNorm2d/GroupNorm γ=1, β=0. Drawn in module order from `generator`."""
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, WEIGHTED_LAYERS):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=generator)
-                if module.bias is not None:
-                    module.bias.zero_()
-            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
-                module.weight.fill_(1.0)
-                module.bias.zero_()
-
-
 def az_pass(ctx: ProbeContext) -> AZPass:
     """The one AZ-NAS pass the three az_* components share.
 
@@ -351,16 +337,11 @@ def az_pass(ctx: ProbeContext) -> AZPass:
 
     def compute() -> AZPass:
         net = ctx.fresh_copy()
-        cell_features = getattr(net, "cell_features", None)
-        if cell_features is None:
-            raise ProxyError(
-                f"AZ-NAS needs a network with cell_features(x) (the output of every cell); "
-                f"{type(ctx.model).__name__} has none."
-            )
+        cell_features = network_method(net, "cell_features", "AZ-NAS", "the output of every cell")
         generator = ctx.generator("az_nas")
         # Draw order (fixed, so a test can replay it): weights in module order, the input,
         # then one Rademacher tensor per cell pair, last pair first (as the reference loops).
-        _kaiming_normal_fan_in(net, generator)
+        kaiming_fan_in_init(net, generator, norms=(nn.BatchNorm2d, nn.GroupNorm))
         net.train()
         dtype, device = _float_dtype(ctx.x), ctx.x.device
         x = torch.randn(ctx.x.shape, generator=generator, dtype=dtype, device=device)
@@ -555,7 +536,7 @@ def swap(ctx: ProbeContext) -> ProxyResult:
     No per-layer statistics (the patterns span all layers).
     """
     net = ctx.fresh_copy()
-    _gaussian_init(net, ctx.generator("swap"))
+    gaussian_init(net, ctx.generator("swap"))
     net.train()
     x = ctx.x[:SWAP_SAMPLES].detach().clone().to(_float_dtype(ctx.x))
     samples = x.shape[0]

@@ -27,6 +27,19 @@ REPORT_KIND = "zcnas-report"
 DEFAULT_SCATTER_POINTS = 400
 
 
+def run_provenance(store: RunStore) -> dict:
+    """Where a document made from a run comes from (a report, a combine summary): zcnas
+    version, creation time (UTC), the run file and its benchmark, search space and dataset."""
+    return {
+        "zcnas_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": str(store.path),
+        "benchmark": store.spec.benchmark_name,
+        "search_space": store.spec.search_space,
+        "dataset": store.spec.dataset,
+    }
+
+
 def build_report(
     store: RunStore,
     targets: list[str] | None = None,
@@ -114,12 +127,7 @@ def build_report(
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "kind": REPORT_KIND,
-        "zcnas_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run": str(store.path),
-        "benchmark": store.spec.benchmark_name,
-        "search_space": store.spec.search_space,
-        "dataset": store.spec.dataset,
+        **run_provenance(store),
         "seed": store.spec.seed,
         "batch_size": store.spec.batch_size,
         "architectures": n,

@@ -12,6 +12,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Callable
 
 from zcnas.report.metrics import metric_label
 
@@ -62,23 +63,28 @@ def table_columns(report: dict) -> list[str]:
     return ["proxy", *[metric_label(m) for m in report["metrics"]], "n", "failed", "median s/arch"]
 
 
-def table_rows(report: dict, target: str) -> list[list[str]]:
-    names = report["metrics"]
-    rows = []
+def _proxy_rows(report: dict, target: str, metric_cells: Callable[[dict], list[str]]) -> list[list[str]]:
+    """One row per proxy, best Spearman first: its name (▲ where it lies above the target's
+    noise ceiling), `metric_cells` of its cells for `target`, failures, median s/arch."""
     ceiling = report.get("noise_ceiling", {}).get(target)
+    rows = []
     for entry in ranked_proxies(report, target):
         cells = entry["targets"][target]
         flag = " ▲" if above_ceiling(cells, ceiling) else ""
         rows.append(
             [
                 entry["proxy"] + flag,
-                *[fmt_interval(cells[m]) for m in names],
-                str(cells["n"]),
+                *metric_cells(cells),
                 str(entry["failed"]),
                 fmt(entry["median_seconds"], 4),
             ]
         )
     return rows
+
+
+def table_rows(report: dict, target: str) -> list[list[str]]:
+    names = report["metrics"]
+    return _proxy_rows(report, target, lambda cells: [*[fmt_interval(cells[m]) for m in names], str(cells["n"])])
 
 
 def terminal_columns(report: dict) -> list[str]:
@@ -89,7 +95,6 @@ def terminal_columns(report: dict) -> list[str]:
 
 def terminal_rows(report: dict, target: str) -> list[list[str]]:
     precision = [m for m in report["metrics"] if m.endswith("_precision")]
-    ceiling = report.get("noise_ceiling", {}).get(target)
 
     def compact(cell: dict) -> str:
         if cell["value"] is None:
@@ -98,22 +103,15 @@ def terminal_rows(report: dict, target: str) -> list[list[str]]:
             return fmt(cell["value"])
         return f"{fmt(cell['value'])} ({fmt(cell['low'], 2)}–{fmt(cell['high'], 2)})"
 
-    rows = []
-    for entry in ranked_proxies(report, target):
-        cells = entry["targets"][target]
-        flag = " ▲" if above_ceiling(cells, ceiling) else ""
-        rows.append(
-            [
-                entry["proxy"] + flag,
-                compact(cells["spearman"]),
-                compact(cells["kendall"]),
-                fmt(cells["pearson"]["value"]),
-                *[fmt(cells[m]["value"]) for m in precision],
-                str(entry["failed"]),
-                fmt(entry["median_seconds"], 4),
-            ]
-        )
-    return rows
+    def metric_cells(cells: dict) -> list[str]:
+        return [
+            compact(cells["spearman"]),
+            compact(cells["kendall"]),
+            fmt(cells["pearson"]["value"]),
+            *[fmt(cells[m]["value"]) for m in precision],
+        ]
+
+    return _proxy_rows(report, target, metric_cells)
 
 
 def above_ceiling(cells: dict, ceiling: dict | None) -> bool:
