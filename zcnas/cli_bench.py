@@ -235,16 +235,16 @@ def _numbers(values) -> str:
 def build_benchmark_command(
     out: Path = typer.Option(..., "--out", "-o", help="Benchmark file to write (.h5).", show_default=False),
     space: str = typer.Option("nb201", "--space", help="Search space to sample architectures from."),
-    dataset: str = typer.Option("digits", "--dataset", help="Dataset to train on (see docs/bench-build.md): digits, mnist5k."),
+    dataset: str = typer.Option("mnist5k", "--dataset", help="Dataset to train on (see docs/bench-build.md): mnist5k, digits."),
     archs: int = typer.Option(300, "--archs", "-n", help="Architectures to sample (by --seed) and train."),
     seeds: int = typer.Option(2, "--seeds", help="Training seeds per architecture (at least 2: they give the noise ceiling)."),
     seed: int = typer.Option(0, "--seed", help="Build seed: decides the sample and every training run's init and batch order."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: the recipe's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch size (default: the recipe's)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the cosine schedule (default: the recipe's)."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize images to this square size (default: the dataset's)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize images to this square size (default: the dataset's; mnist5k 12, digits 8)."),
     channels: int = typer.Option(8, "--C", help="Channels of the first stage (NB201's C; 16 in NAS-Bench-201)."),
-    cells: int = typer.Option(1, "--N", help="Cells per stage (NB201's N; 5 in NAS-Bench-201)."),
+    cells: int = typer.Option(2, "--N", help="Cells per stage (NB201's N; 5 in NAS-Bench-201)."),
     name: Optional[str] = typer.Option(None, "--name", help="Benchmark name (default: <space>-<dataset>)."),
     probe_size: Optional[int] = typer.Option(None, "--probe-size", help="Probe images to keep from the training split (default: at most 1024)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
@@ -257,7 +257,7 @@ def build_benchmark_command(
 
     The recipe is fixed and stored in the file (docs/bench-build.md). Interrupted? Rerun with --resume.
 
-    Example: zcnas bench build --dataset digits --archs 300 --seeds 2 --workers 2 --out benchmarks_data/default.h5
+    Example: zcnas bench build --dataset mnist5k --archs 240 --seeds 2 --workers 2 --out my-bench.h5
     """
     import numpy as np
 
@@ -286,52 +286,65 @@ def build_benchmark_command(
     if quiet:
         result = build_benchmark(out, **options)
     else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from zcnas.cli_common import err_console
-
-        with Progress(
-            TextColumn("[bold]training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err_console,
-        ) as progress:
-            task = progress.add_task("build", total=None, rate="")
-            state = {"start_done": None}
-
-            def on_progress(done: int, total: int) -> None:
-                if state["start_done"] is None:  # the first call: what a resumed build already has
-                    state["start_done"] = done
-                    progress.reset(task, total=total, completed=done, rate="")
-                    return
-                elapsed = progress.tasks[0].elapsed or 0.0
-                new = done - state["start_done"]
-                rate = f"{new / elapsed:.2f} runs/s" if elapsed > 0 else ""
-                progress.update(task, completed=done, rate=rate)
-
-            result = build_benchmark(out, **options, on_progress=on_progress)
+        result = _build_with_progress(out, options, build_benchmark)
     benchmark = result.benchmark
     accuracy = benchmark.targets["test_acc"]
     ceiling = "-" if result.noise_ceiling is None else f"{result.noise_ceiling:.3f}"
+    if result.up_to_date:
+        notes = ["already built with these settings, nothing trained"]
+    else:
+        notes = [f"trained {result.trained} runs in {result.wall_seconds:.0f} s"]
+        if result.resumed:
+            notes.append(f"{result.resumed} taken from the journal")
+    if result.failed:
+        notes.append(f"[yellow]{result.failed} failed[/]")
+    if result.diverged:
+        notes.append(f"[yellow]{result.diverged} diverged[/]")
     console.print(
-        f"[green]wrote[/] {result.path}: {benchmark.n_archs:,} architectures x "
-        f"{benchmark.target_seeds['test_acc'].shape[1]} seeds, test_acc {_number(float(np.nanmin(accuracy)))}"
-        f"..{_number(float(np.nanmax(accuracy)))}%, noise ceiling (seed-vs-seed Spearman) {ceiling}; "
-        f"trained {result.trained} runs in {result.wall_seconds:.0f} s"
-        f"{f', {result.resumed} from the journal' if result.resumed else ''}"
-        f"{f', [yellow]{result.failed} failed[/]' if result.failed else ''}"
-        f"{f', [yellow]{result.diverged} diverged[/]' if result.diverged else ''}",
+        f"[green]{'up to date' if result.up_to_date else 'wrote'}[/] {result.path}: {benchmark.n_archs:,} "
+        f"architectures x {benchmark.target_seeds['test_acc'].shape[1]} seeds, test_acc "
+        f"{_number(float(np.nanmin(accuracy)))}..{_number(float(np.nanmax(accuracy)))}%, "
+        f"noise ceiling (seed-vs-seed Spearman) {ceiling}; {', '.join(notes)}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _build_with_progress(out: Path, options: dict, build_benchmark):
+    """Run a build under a rich progress bar (rate, ETA) that appears once training starts.
+
+    The bar is opened at the first progress call, after the build has checked its options,
+    so a user error prints its one sentence alone.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from zcnas.cli_common import err_console
+
+    progress = Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    state: dict = {"task": None, "start_done": 0}
+
+    def on_progress(done: int, total: int) -> None:
+        if state["task"] is None:  # the first call: what a resumed build already has
+            progress.start()
+            state["task"] = progress.add_task("build", total=total, completed=done, rate="")
+            state["start_done"] = done
+            return
+        elapsed = progress.tasks[0].elapsed or 0.0
+        new = done - state["start_done"]
+        rate = f"{new / elapsed:.2f} runs/s" if elapsed > 0 else ""
+        progress.update(state["task"], completed=done, rate=rate)
+
+    try:
+        return build_benchmark(out, **options, on_progress=on_progress)
+    finally:
+        if state["task"] is not None:
+            progress.stop()

@@ -266,7 +266,7 @@ def _statistics(images: np.ndarray, mean, std, path: Path) -> tuple[tuple[float,
             raise BenchmarkError(f"Unknown probe statistics {mean!r}; use images, {', '.join(KNOWN_STATS)} or numbers.")
         mean, std = KNOWN_STATS[mean]
     if mean is None or std is None:
-        computed_mean, computed_std = _channel_statistics(images)
+        computed_mean, computed_std = channel_statistics(images)
         mean = computed_mean if mean is None else mean
         std = computed_std if std is None else std
     mean = tuple(float(m) for m in mean)
@@ -280,7 +280,7 @@ def _statistics(images: np.ndarray, mean, std, path: Path) -> tuple[tuple[float,
     return mean, std
 
 
-def _channel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std on the 0..1 scale, in chunks (50,000 CIFAR images as
     float64 at once would take 1.2 GB)."""
     channels = images.shape[-1]

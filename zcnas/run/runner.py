@@ -14,13 +14,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
 from zcnas.bench import open_benchmark
 from zcnas.errors import RunError
+from zcnas.pools import execute
 from zcnas.proxies import ProxyOutcome, check_batch, compute_proxies, parse_proxy_list
 from zcnas.run.store import RunSpec, RunStore
 from zcnas.spaces import get_space
@@ -85,51 +86,6 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
     finally:
         torch.set_num_threads(threads)
     return task.row, outcomes
-
-
-# -- backends ------------------------------------------------------------------------------
-# Generic over the task function, so `bench build` trains through the same pools as `score`.
-def _in_process(function, tasks: list, payload) -> Iterator:
-    for task in tasks:
-        yield function(task, payload)
-
-
-def _loky(function, tasks: list, payload, workers: int) -> Iterator:
-    from joblib import Parallel, delayed
-
-    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", batch_size=1)
-    yield from parallel(delayed(function)(task, payload) for task in tasks)
-
-
-def _dask(function, tasks: list, payload, scheduler: str) -> Iterator:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:
-        raise RunError("--scheduler needs Dask: pip install 'zcnas[dask]'.") from None
-    try:
-        client = Client(scheduler, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as error:
-        raise RunError(f"Cannot reach the Dask scheduler at {scheduler} ({error}).") from None
-    try:
-        shared = client.scatter(payload, broadcast=True)
-        futures = [client.submit(function, task, shared, pure=False) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        client.close()
-
-
-def execute(function, tasks: list, payload, *, workers: int = 1, scheduler: str | None = None) -> Iterator:
-    """Run `function(task, payload)` for every task, yielding results as they finish (any order).
-
-    In-process for one worker, joblib's loky processes for several, a Dask cluster when a
-    scheduler address is given. `function` must be a top-level (picklable) function.
-    """
-    if scheduler:
-        return _dask(function, tasks, payload, scheduler)
-    if workers <= 1 or len(tasks) <= 1:
-        return _in_process(function, tasks, payload)
-    return _loky(function, tasks, payload, workers)
 
 
 # -- the job -------------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""Worker pools: run one picklable task function over many tasks, results as they finish.
+
+The one place zcnas starts workers, for `score` (zcnas.run) and `bench build` (zcnas.bench)
+alike: in-process for one worker, joblib's loky processes for several, a Dask cluster when a
+scheduler address is given. Results come back in completion order; callers that need
+determinism make each task a pure function of its own seed.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from zcnas.errors import RunError
+
+def _in_process(function, tasks: list, payload) -> Iterator:
+    for task in tasks:
+        yield function(task, payload)
+
+
+def _loky(function, tasks: list, payload, workers: int) -> Iterator:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", batch_size=1)
+    yield from parallel(delayed(function)(task, payload) for task in tasks)
+
+
+def _dask(function, tasks: list, payload, scheduler: str) -> Iterator:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise RunError("--scheduler needs Dask: pip install 'zcnas[dask]'.") from None
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise RunError(f"Cannot reach the Dask scheduler at {scheduler} ({error}).") from None
+    try:
+        shared = client.scatter(payload, broadcast=True)
+        futures = [client.submit(function, task, shared, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        client.close()
+
+
+def execute(function, tasks: list, payload, *, workers: int = 1, scheduler: str | None = None) -> Iterator:
+    """Run `function(task, payload)` for every task, yielding results as they finish (any order).
+
+    In-process for one worker, joblib's loky processes for several, a Dask cluster when a
+    scheduler address is given. `function` must be a top-level (picklable) function.
+    """
+    if scheduler:
+        return _dask(function, tasks, payload, scheduler)
+    if workers <= 1 or len(tasks) <= 1:
+        return _in_process(function, tasks, payload)
+    return _loky(function, tasks, payload, workers)
