@@ -25,7 +25,9 @@ def user_errors(command):
             err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]")
+            err_console.print(
+                "[yellow]interrupted:[/] finished results are kept; rerun the same command with --resume to finish."
+            )
             sys.exit(130)
 
     return wrapper
