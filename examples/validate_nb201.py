@@ -41,6 +41,7 @@ SUITE_ZERO_COLUMNS = {
     "jacob_cov": "jacov", "nwot": "nwot", "epe_nas": "epe_nas", "l2_norm": "l2_norm", "plain": "plain",
     "flops": "flops", "params": "params",
 }
+CLASSIC = "epe_nas,fisher,flops,grad_norm,grasp,jacob_cov,l2_norm,nwot,params,plain,snip,synflow,zen"
 # Proxies zcnas negates at the source so that higher = better (compared with -reference).
 NEGATED = {"plain"}
 # Abdelfattah et al. ICLR 2021, Table 1 (CIFAR-10, all 15,625 archs, vs cifar10-valid test acc).
@@ -49,7 +50,9 @@ ABDELFATTAH = {"grad_norm": 0.594, "snip": 0.596, "grasp": 0.514, "fisher": 0.36
 # (recomputed from the data; ../shared/data/README.md).
 SUITE_ZERO_SUBSET = {
     "synflow": 0.736, "snip": 0.608, "grad_norm": 0.606, "grasp": 0.539, "fisher": 0.509, "jacob_cov": 0.766,
-    "nwot": 0.787, "epe_nas": 0.667, "l2_norm": 0.725, "plain": 0.257,  # plain: of -score "flops": 0.711, "params": 0.738,
+    "nwot": 0.787, "epe_nas": 0.667, "l2_norm": 0.725,
+    "plain": 0.257,  # of -plain: zcnas negates plain
+    "flops": 0.711, "params": 0.738,
     "zen": 0.355,
 }
 
@@ -163,7 +166,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--extra", type=int, default=275, help="random architectures added to Suite-Zero's 725")
-    parser.add_argument("--proxies", default="*")
+    parser.add_argument("--proxies", default=CLASSIC, help="default: the NAS-Bench-Suite-Zero 13")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if not (args.data / "nb201_accuracies.csv").exists():

@@ -1,6 +1,6 @@
 """How much do shared passes save? Prints figures; asserts nothing (machines are noisy).
 
-    python tests/perf/bench_suite.py [--archs 6] [--batch-size 64] [--proxies all]
+    python tests/perf/bench_suite.py [--archs 6] [--batch-size 64] [--proxies all|a,b,...]
 
 For a fixed sample of NB201 architectures (C=16, N=5, CIFAR-sized input, one torch thread,
 CPU), it measures per architecture:
@@ -24,6 +24,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+CLASSIC = "params,flops,grad_norm,snip,grasp,fisher,synflow,jacob_cov,nwot,zen,plain,l2_norm,epe_nas"
 
 
 def _batch(batch_size: int, seed: int = 0):
@@ -68,7 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--proxies", default="all", help="comma-separated names, or 'all' (every registered proxy)")
+    parser.add_argument(
+        "--proxies", default=CLASSIC, help="comma-separated names, or 'all' (default: the NAS-Bench-Suite-Zero 13)"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--_mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
