@@ -173,3 +173,9 @@ def test_bad_job_options_are_refused_before_any_work(bench12, tmp_path, options,
     with pytest.raises(error, match=match):
         run_job(bench12, out, JobOptions(**{"batch_size": 8, **options}))
     assert not out.exists()
+
+
+def test_out_folder_is_created(bench12, tmp_path):
+    out = tmp_path / "runs" / "nested" / "run.h5"
+    run_job(bench12, out, JobOptions(proxies="params", batch_size=8, sample=2))
+    assert RunStore.open(out).done_count() == 2

@@ -192,8 +192,10 @@ def _open_or_create(out: Path, spec: RunSpec, bench, rows: np.ndarray, options: 
         return store
     if out.exists() and not options.overwrite:
         raise RunError(f"{out} already exists; pass --resume to finish it or --overwrite to start again.")
-    if not out.parent.exists():
-        raise RunError(f"The folder of --out ({out.parent}) does not exist.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"Cannot create the folder of --out ({out.parent}): {error.strerror}.") from None
     index = np.asarray(bench.index)[rows]
     space = get_space(spec.search_space)
     slot_order = space.layer_slots(**_slot_options(spec.space_options)) if hasattr(space, "layer_slots") else []
