@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from zcnas import __version__
-from zcnas.cli_common import console, err_console, user_errors
+from zcnas.cli_common import console, err_console, progress_bar, user_errors
 
 app = typer.Typer(
     name="zcnas",
@@ -157,30 +156,7 @@ def score_command(
     if quiet:
         store = run_job(benchmark, out, options)
     else:
-        with Progress(
-            TextColumn("[bold]scoring"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=False,
-        ) as progress:
-            task = progress.add_task("score", total=None, rate="")
-            state = {"start_done": None}
-
-            def on_progress(done: int, total: int) -> None:
-                if state["start_done"] is None:
-                    state["start_done"] = done
-                    progress.reset(task, total=total, completed=done, rate="")
-                    return
-                elapsed = progress.tasks[0].elapsed or 0.0
-                new = done - state["start_done"]
-                rate = f"{new / elapsed:.2f} arch/s" if elapsed > 0 else ""
-                progress.update(task, completed=done, rate=rate)
-
+        with progress_bar("scoring", "arch") as on_progress:
             store = run_job(benchmark, out, options, on_progress=on_progress)
     fill_derived(store)
     report = build_report(store)

@@ -311,40 +311,8 @@ def build_benchmark_command(
 
 
 def _build_with_progress(out: Path, options: dict, build_benchmark):
-    """Run a build under a rich progress bar (rate, ETA) that appears once training starts.
+    """Run a build under the progress bar (rate, ETA) shared with `score`."""
+    from zcnas.cli_common import progress_bar
 
-    The bar is opened at the first progress call, after the build has checked its options,
-    so a user error prints its one sentence alone.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from zcnas.cli_common import err_console
-
-    progress = Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-    )
-    state: dict = {"task": None, "start_done": 0}
-
-    def on_progress(done: int, total: int) -> None:
-        if state["task"] is None:  # the first call: what a resumed build already has
-            progress.start()
-            state["task"] = progress.add_task("build", total=total, completed=done, rate="")
-            state["start_done"] = done
-            return
-        elapsed = progress.tasks[0].elapsed or 0.0
-        new = done - state["start_done"]
-        rate = f"{new / elapsed:.2f} runs/s" if elapsed > 0 else ""
-        progress.update(state["task"], completed=done, rate=rate)
-
-    try:
+    with progress_bar("training", "runs") as on_progress:
         return build_benchmark(out, **options, on_progress=on_progress)
-    finally:
-        if state["task"] is not None:
-            progress.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 
@@ -31,3 +32,42 @@ def user_errors(command):
             sys.exit(130)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, unit: str):
+    """Yield an `on_progress(done, total)` callback drawing a rich bar (rate, ETA) on stderr.
+
+    The bar opens at the first call, after the job has checked its options (so a user error
+    prints its one sentence alone); that call's `done` is what a resumed job already had, and
+    the rate counts only what is done from then on.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    state: dict = {"task": None, "start_done": 0}
+
+    def on_progress(done: int, total: int) -> None:
+        if state["task"] is None:
+            progress.start()
+            state["task"] = progress.add_task(label, total=total, completed=done, rate="")
+            state["start_done"] = done
+            return
+        elapsed = progress.tasks[0].elapsed or 0.0
+        rate = f"{(done - state['start_done']) / elapsed:.2f} {unit}/s" if elapsed > 0 else ""
+        progress.update(state["task"], completed=done, rate=rate)
+
+    try:
+        yield on_progress
+    finally:
+        if state["task"] is not None:
+            progress.stop()

@@ -24,7 +24,6 @@ How it runs, following `zcnas score`:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -39,6 +38,7 @@ import numpy as np
 from zcnas import __version__
 from zcnas.bench.datasets import ImageDataset, get_dataset_info, load_dataset, locate_data_file
 from zcnas.bench.format import Benchmark, open_benchmark, write_benchmark
+from zcnas.bench.importers import file_sha256
 from zcnas.bench.probe import balanced_subset, channel_statistics
 from zcnas.pools import execute
 from zcnas.errors import BenchmarkError
@@ -409,14 +409,6 @@ def build_command(out: Path, spec: BuildSpec, name: str, probe_size: int | None)
     return command
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_fits(space, space_options: dict, images: np.ndarray, num_classes: int) -> None:
     """Fail before any training if the images cannot go through the space's networks."""
     import torch
@@ -508,7 +500,7 @@ def build_benchmark(
         search_space=search_space,
         space_options=space_options,
         dataset=dataset,
-        dataset_sha256=_sha256(data_file),
+        dataset_sha256=file_sha256(data_file),
         archs=archs,
         seeds=seeds,
         seed=int(seed),

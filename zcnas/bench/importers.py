@@ -141,7 +141,7 @@ def import_csv(
         probe_mean=probe.mean,
         probe_std=probe.std,
         source=(
-            f"zcnas {__version__} bench import csv {csv_path.name} (sha256 {_sha256(csv_path)[:16]}, "
+            f"zcnas {__version__} bench import csv {csv_path.name} (sha256 {file_sha256(csv_path)[:16]}, "
             f"{encoding} column {arch_column!r}); probe {probe.source}"
         ),
         extra_attrs={"index_meaning": index_meaning},
@@ -214,7 +214,8 @@ def _integer_column(path, header, rows, column) -> np.ndarray:
     return values
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (provenance of imported and built benchmarks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
