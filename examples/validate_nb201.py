@@ -74,6 +74,8 @@ def build_validation_benchmark(data: Path, out_dir: Path, extra: int, seed: int)
     others = sorted(set(range(full.n_archs)) - set(chosen))
     chosen = sorted(chosen + list(np.random.default_rng(seed).choice(others, size=extra, replace=False)))
     path = out_dir / f"nb201-cifar10-validation{len(chosen)}.h5"
+    if path.exists():  # deterministic from the data and the seed: reuse it
+        return path
     write_benchmark(
         path,
         name=f"nb201-cifar10-validation{len(chosen)}",
