@@ -161,30 +161,46 @@ def accuracy_table(store: RunStore) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every NB201 validation script takes."""
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--out-dir", type=Path, default=Path("validation"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--extra", type=int, default=275, help="random architectures added to Suite-Zero's 725")
-    parser.add_argument("--proxies", default=CLASSIC, help="default: the NAS-Bench-Suite-Zero 13")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+
+
+def check_data(args: argparse.Namespace) -> None:
     if not (args.data / "nb201_accuracies.csv").exists():
         sys.exit(f"error: the real-data folder {args.data} is missing; pass --data.")
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
-    bench = build_validation_benchmark(args.data, args.out_dir, args.extra, args.seed)
-    run = args.out_dir / f"{bench.stem}-b{args.batch_size}-s{args.seed}.h5"
+
+def score(bench: Path, run: Path, proxies: str, args: argparse.Namespace, sample: int | None = None) -> RunStore:
+    """`zcnas score` as a user runs it (resumable: an interrupted run goes on where it stopped)."""
     command = [
-        sys.executable, "-m", "zcnas", "score", str(bench), "--proxies", args.proxies, "--seed", str(args.seed),
+        sys.executable, "-m", "zcnas", "score", str(bench), "--proxies", proxies, "--seed", str(args.seed),
         "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--out", str(run), "--quiet",
         "--resume",
     ]
+    if sample:
+        command += ["--sample", str(sample)]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    store = RunStore.open(run)
+    return RunStore.open(run)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
+    parser.add_argument("--extra", type=int, default=275, help="random architectures added to Suite-Zero's 725")
+    parser.add_argument("--proxies", default=CLASSIC, help="default: the NAS-Bench-Suite-Zero 13")
+    args = parser.parse_args()
+    check_data(args)
+
+    bench = build_validation_benchmark(args.data, args.out_dir, args.extra, args.seed)
+    run = args.out_dir / f"{bench.stem}-b{args.batch_size}-s{args.seed}.h5"
+    store = score(bench, run, args.proxies, args)
     text = "\n".join(
         [f"## Per-architecture agreement with the reference scores ({run.name})", ""]
         + agreement_table(store, args.data)

@@ -24,13 +24,10 @@ Needs the real-data folder (../shared/data): the same files as validate_nb201.py
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
-from validate_nb201 import build_validation_benchmark
+from validate_nb201 import add_common_arguments, build_validation_benchmark, check_data, score
 from zcnas.combine import create_method
 from zcnas.combine.az_nas import AZ_NAS_PROXIES
 from zcnas.combine.features import Features
@@ -117,30 +114,16 @@ def table(store: RunStore) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--out-dir", type=Path, default=Path("validation"))
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_common_arguments(parser)
     parser.add_argument("--sample", type=int, default=None, help="score only this many of the 1,000 (a quick look)")
     parser.add_argument("--proxies", default=NEW)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if not (args.data / "nb201_accuracies.csv").exists():
-        sys.exit(f"error: the real-data folder {args.data} is missing; pass --data.")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    check_data(args)
 
     bench = build_validation_benchmark(args.data, args.out_dir, extra=275, seed=args.seed)
     size = f"{args.sample}" if args.sample else "all"
     run = args.out_dir / f"{bench.stem}-new-{size}-b{args.batch_size}-s{args.seed}.h5"
-    command = [
-        sys.executable, "-m", "zcnas", "score", str(bench), "--proxies", args.proxies, "--seed", str(args.seed),
-        "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--out", str(run), "--quiet", "--resume",
-    ]
-    if args.sample:
-        command += ["--sample", str(args.sample)]
-    print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    store = RunStore.open(run)
+    store = score(bench, run, args.proxies, args, sample=args.sample)
     text = "\n".join(
         [f"## The newer proxies on {len(store)} NB201 architectures ({run.name})", ""]
         + table(store)
