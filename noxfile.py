@@ -42,9 +42,12 @@ def demo(session):
 
 @nox.session
 def bench(session):
-    """Shared vs alone passes of the proxy suite: seconds, ratio, forward+backward units, memory."""
+    """Shared vs alone passes of the proxy suite (seconds, ratio, forward+backward units, memory),
+    then vectorised vs loop per-sample gradients (gradsign's and the NTK's passes: the speed-up).
+    Arguments after `--` go to bench_suite.py."""
     install(session)
     session.run("python", "tests/perf/bench_suite.py", *session.posargs)
+    session.run("python", "tests/perf/bench_persample.py")
 
 
 @nox.session

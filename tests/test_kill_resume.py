@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL leaves a readable run file and resumes without recomputing."""
+"""A run killed with SIGKILL leaves a readable run file and resumes without recomputing;
+SIGTERM stops a run and its workers cleanly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import make_tiny_benchmark
 from zcnas.run import runner
@@ -58,3 +60,39 @@ def test_kill_9_then_resume(tmp_path, monkeypatch):
     straight = run_job(bench, tmp_path / "straight.h5", JobOptions(proxies=PROXIES, batch_size=16))
     for name in straight.spec.proxies:
         np.testing.assert_array_equal(straight.scores[name], resumed.scores[name], err_msg=name)
+
+
+def test_sigterm_stops_the_run_and_its_workers_cleanly(tmp_path):
+    psutil = pytest.importorskip("psutil", reason="finding the worker processes needs psutil")
+    bench = make_tiny_benchmark(tmp_path / "bench.h5", n_archs=60, probe_size=16)
+    out = tmp_path / "run.h5"
+    command = [
+        sys.executable, "-m", "zcnas", "score", str(bench), "--proxies", PROXIES, "--batch-size", "16",
+        "--workers", "2", "--out", str(out), "--quiet", "--checkpoint-seconds", "0",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists():
+            try:
+                if RunStore.open(out).done_count() >= 4:
+                    break
+            except Exception:
+                pass
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be stopped: " + process.stderr.read().decode()
+    workers = psutil.Process(process.pid).children(recursive=True)
+    assert workers, "no worker processes found"
+    process.send_signal(signal.SIGTERM)
+    try:
+        stderr = process.communicate(timeout=60)[1].decode()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("zcnas score did not stop within 60 s of SIGTERM")
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "interrupted" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"{len(alive)} worker processes outlived the run"
+    stopped = RunStore.open(out)
+    assert 4 <= stopped.done_count() < 60

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
@@ -15,21 +17,44 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's time limit, `kill`), handled like Ctrl-C: the run file is
+    checkpointed and the workers stopped on the way out."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def user_errors(command):
-    """Turn a `ZcnasError` into one red sentence on stderr and its exit code; no traceback."""
+    """Turn a `ZcnasError` into one red sentence on stderr and its exit code; no traceback.
+    Ctrl-C and SIGTERM stop the command cleanly (finished results kept), exit 130 and 143."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except ZcnasError as error:
             err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             err_console.print(
                 "[yellow]interrupted:[/] finished results are kept; rerun the same command with --resume to finish."
             )
-            sys.exit(130)
+            sys.exit(128 + signal.SIGTERM if isinstance(interrupt, Terminated) else 130)
 
     return wrapper
 
