@@ -110,3 +110,27 @@ def test_a_context_only_computes_what_its_proxies_declared():
     assert ctx.train_pass() is train  # cached
     with pytest.raises(ValueError, match="unknown passes"):
         ProbeContext(model, x, y, num_classes=10, passes=("telepathy",))
+
+
+def test_a_shared_pass_is_paid_for_evenly_by_the_proxies_that_read_it(monkeypatch):
+    import time
+
+    original = ProbeContext._ntk_pass
+
+    def slow_ntk_pass(self):
+        time.sleep(0.3)  # make the shared pass dominate the proxies' own work
+        return original(self)
+
+    monkeypatch.setattr(ProbeContext, "_ntk_pass", slow_ntk_pass)
+    model, x, y = model_and_probe()
+    names = ["ntk_cond", "ntk_trace", "lga", "params"]  # the first three read one NTK pass
+    start = time.perf_counter()
+    outcomes = compute_proxies(model, x, y, names, num_classes=10, share=True)
+    wall = time.perf_counter() - start
+    ntk = [outcomes[name].seconds for name in ("ntk_cond", "ntk_trace", "lga")]
+    assert min(ntk) >= 0.1, f"each NTK proxy pays a third of the 0.3 s pass: {ntk}"
+    assert outcomes["params"].seconds < 0.1  # params reads no NTK pass
+    assert 0.3 <= sum(o.seconds for o in outcomes.values()) <= wall  # nothing counted twice
+
+    alone = compute_proxies(model, x, y, names, num_classes=10, share=False)
+    assert all(alone[name].seconds >= 0.3 for name in ("ntk_cond", "ntk_trace", "lga"))

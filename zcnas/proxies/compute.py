@@ -51,8 +51,10 @@ def compute_proxies(
 ) -> dict[str, ProxyOutcome]:
     """Score `model` with each named proxy; one proxy failing does not stop the others.
 
-    With `share`, passes needed by several proxies run once (see `passes.py`); a shared pass
-    is timed with the first proxy that needs it. Without, every proxy runs its passes alone.
+    With `share`, passes needed by several proxies run once (see `passes.py`), and a pass's
+    seconds are split evenly among the proxies that read it: a proxy's `seconds` is its own
+    computation plus its share of every pass it used, and the proxies' seconds add up to the
+    time spent. Without, every proxy runs and pays for its passes alone.
     """
     infos = [get_proxy(name) for name in names]
     check_batch(names, int(x.shape[0]), y is not None)
@@ -63,15 +65,31 @@ def compute_proxies(
 
     shared = context(infos) if share else None
     outcomes: dict[str, ProxyOutcome] = {}
+    own_seconds: dict[str, float] = {}
+    contexts = []
     for info in infos:
         ctx = shared if share else context([info])
+        if ctx is not shared:
+            contexts.append(ctx)
+        ctx.reader = info.name
+        ctx.take_pass_seconds()
         start = time.perf_counter()
         try:
             result = check_finite(info.name, info(ctx))
-            outcomes[info.name] = ProxyOutcome(result.score, dict(result.layers), time.perf_counter() - start)
+            outcomes[info.name] = ProxyOutcome(result.score, dict(result.layers))
         except ProxyError:
             raise
         except Exception as error:  # noqa: BLE001 - one architecture failing must not stop a run
             message = f"{type(error).__name__}: {error}".strip()
-            outcomes[info.name] = ProxyOutcome(float("nan"), {}, time.perf_counter() - start, message[:500])
+            outcomes[info.name] = ProxyOutcome(float("nan"), {}, 0.0, message[:500])
+        finally:
+            ctx.reader = None
+        own_seconds[info.name] = time.perf_counter() - start - ctx.take_pass_seconds()
+    for ctx in [shared] if share else contexts:
+        for key, seconds in ctx.pass_seconds.items():
+            readers = ctx.readers.get(key) or set()
+            for name in readers:
+                own_seconds[name] += seconds / len(readers)
+    for name, outcome in outcomes.items():
+        outcome.seconds = max(own_seconds[name], 0.0)
     return outcomes

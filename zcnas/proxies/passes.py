@@ -2,7 +2,8 @@
 
 Proxies declare the passes they need by name. A `ProbeContext` is made for one architecture
 and the set of proxies asked for on it; the first proxy that needs a pass triggers it, and
-the products are cached for every other proxy. With sharing off (`--no-share`), the runner
+the products are cached for every other proxy; the pass's seconds are then split evenly
+among the proxies that read it (`compute.compute_proxies`). With sharing off (`--no-share`), the runner
 makes one context per proxy, so each proxy pays for its own passes, as the reference code does.
 
 Passes (the names proxies declare):
@@ -49,6 +50,7 @@ the caller's network (weights, mode, `.grad`) and probe tensors are never touche
 from __future__ import annotations
 
 import copy
+import time
 import math
 import zlib
 from dataclasses import dataclass
@@ -152,6 +154,15 @@ class ProbeContext:
         self.seed = seed
         self.passes = frozenset(passes)
         self._cache: dict[str, object] = {}
+        # Time accounting, so that a shared pass's cost can be split among the proxies that
+        # read it (`compute.compute_proxies`): each pass's own seconds (a pass computed inside
+        # another is not counted twice), which passes each proxy read, and the seconds of the
+        # passes computed since `take_pass_seconds` was last called.
+        self.pass_seconds: dict[str, float] = {}
+        self.readers: dict[str, set[str]] = {}
+        self.reader: str | None = None
+        self._computed_seconds = 0.0
+        self._open_passes: list[float] = []
 
     @property
     def batch_size(self) -> int:
@@ -168,10 +179,28 @@ class ProbeContext:
         return copy.deepcopy(self.model)
 
     def _cached(self, key, compute):
-        """Compute pass `key` once per context (the one place passes are cached and counted)."""
+        """Compute pass `key` once per context (the one place passes are cached, counted and timed)."""
+        if self.reader is not None:
+            self.readers.setdefault(key, set()).add(self.reader)
         if key not in self._cache:
-            self._cache[key] = compute()
+            self._open_passes.append(0.0)  # seconds of the passes computed inside this one
+            start = time.perf_counter()
+            try:
+                self._cache[key] = compute()
+            finally:
+                elapsed = time.perf_counter() - start
+                inner = self._open_passes.pop()
+                self.pass_seconds[key] = self.pass_seconds.get(key, 0.0) + elapsed - inner
+                if self._open_passes:
+                    self._open_passes[-1] += elapsed
+                else:
+                    self._computed_seconds += elapsed
         return self._cache[key]
+
+    def take_pass_seconds(self) -> float:
+        """Seconds spent computing passes since the last call (outermost passes only)."""
+        seconds, self._computed_seconds = self._computed_seconds, 0.0
+        return seconds
 
     def _float_dtype(self) -> torch.dtype:
         return self.x.dtype if self.x.is_floating_point() else torch.float32
