@@ -3,8 +3,9 @@
 Proxies declare the passes they need by name. A `ProbeContext` is made for one architecture
 and the set of proxies asked for on it; the first proxy that needs a pass triggers it, and
 the products are cached for every other proxy; the pass's seconds are then split evenly
-among the proxies that read it (`compute.compute_proxies`). With sharing off (`--no-share`), the runner
-makes one context per proxy, so each proxy pays for its own passes, as the reference code does.
+among the proxies that read it (`compute.compute_proxies`). With sharing off (`--no-share`),
+the runner makes one context per proxy, so each proxy pays for its own passes, as the
+reference code does.
 
 Passes (the names proxies declare):
 
@@ -50,8 +51,8 @@ the caller's network (weights, mode, `.grad`) and probe tensors are never touche
 from __future__ import annotations
 
 import copy
-import time
 import math
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
