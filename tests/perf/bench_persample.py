@@ -75,6 +75,7 @@ def measure_persample(
         row["gradsign_max_abs_diff"] = max(
             float((row["gradsign_vmap_grads"][n] - row["gradsign_loop_grads"][n]).abs().max()) for n in names
         )
+        row["gradsign_max_abs_grad"] = max(float(row["gradsign_loop_grads"][n].abs().max()) for n in names)
         del row["gradsign_vmap_grads"], row["gradsign_loop_grads"]
         for vectorised, key in ((True, "ntk_vmap"), (False, "ntk_loop")):
             row[key], row[key + "_rows"] = _best_of(
@@ -106,6 +107,7 @@ def main() -> None:
             f"   vmap {row['gradsign_vmap']:7.2f} s"
             f"   speed-up {row['gradsign_loop'] / row['gradsign_vmap']:5.2f}x   scores {row['gradsign_loop_score']:.0f}"
             f" / {row['gradsign_vmap_score']:.0f}   max |Δg| {row['gradsign_max_abs_diff']:.1e}"
+            f" (of max |g| {row['gradsign_max_abs_grad']:.1e})"
         )
         print(
             f"    ntk, batch {args.ntk_batch}:      loop {row['ntk_loop']:7.2f} s   vmap {row['ntk_vmap']:7.2f} s"
