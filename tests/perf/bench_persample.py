@@ -1,6 +1,7 @@
 """Vectorised (torch.func vmap) vs loop per-sample gradients. Prints figures; asserts nothing.
 
     python tests/perf/bench_persample.py [--archs 3] [--batch-size 64] [--ntk-batch 16] [--chunk-size N] [--repeats 1]
+                                         [--float64]
 
 For a fixed sample of NB201 architectures (C=16, N=5, CIFAR-sized input, one torch thread,
 CPU), it times on a fresh copy of each network:
@@ -36,7 +37,12 @@ def _best_of(repeats: int, run) -> tuple[float, object]:
 
 
 def measure_persample(
-    n_archs: int = 3, batch_size: int = 64, ntk_batch: int = 16, repeats: int = 1, chunk_size: int | None = None
+    n_archs: int = 3,
+    batch_size: int = 64,
+    ntk_batch: int = 16,
+    repeats: int = 1,
+    chunk_size: int | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> list[dict]:
     """Seconds per architecture for each path; also callable from another bench script."""
     from zcnas.proxies.passes import weighted_layers
@@ -46,12 +52,12 @@ def measure_persample(
     torch.set_num_threads(1)
     space = get_space("nb201")
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, 3, 32, 32, generator=generator)
+    x = torch.randn(batch_size, 3, 32, 32, generator=generator).to(dtype)
     y = torch.randint(0, 10, (batch_size,), generator=generator)
     rows = []
     for i, arch in enumerate(space.sample(n_archs, np.random.default_rng(0))):
         torch.manual_seed(i)
-        model = space.build(arch, num_classes=10)
+        model = space.build(arch, num_classes=10).to(dtype)
         names = [f"{name}.weight" for name, _ in weighted_layers(model)]
         ntk_names = [n for n, _ in model.named_parameters() if "weight" in n]
 
@@ -94,10 +100,12 @@ def main() -> None:
     parser.add_argument("--ntk-batch", type=int, default=16)
     parser.add_argument("--chunk-size", type=int, default=None, help="vmap chunk size for gradsign (default: all)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--float64", action="store_true", help="run both paths in float64 (their gap is rounding)")
     args = parser.parse_args()
 
-    rows = measure_persample(args.archs, args.batch_size, args.ntk_batch, args.repeats, args.chunk_size)
-    print(f"{args.archs} NB201 architectures (C=16, N=5, 32x32), CPU, 1 thread, best of {args.repeats}")
+    dtype = torch.float64 if args.float64 else torch.float32
+    rows = measure_persample(args.archs, args.batch_size, args.ntk_batch, args.repeats, args.chunk_size, dtype)
+    print(f"{args.archs} NB201 architectures (C=16, N=5, 32x32), CPU, 1 thread, {dtype}, best of {args.repeats}")
     print(f"  vmap chunk size for gradsign: {args.chunk_size or 'none (whole batch)'}")
     for row in rows:
         print(f"  {row['arch']}")
