@@ -20,34 +20,38 @@ from zcnas.run.store import RunStore
 PROXIES = "synflow,nwot,grad_norm,params"
 
 
-def test_kill_9_then_resume(tmp_path, monkeypatch):
-    bench = make_tiny_benchmark(tmp_path / "bench.h5", n_archs=40, probe_size=16)
-    out = tmp_path / "run.h5"
+def start_run_and_wait(bench, out, *extra: str, done: int = 4) -> subprocess.Popen:
+    """`zcnas score` in a subprocess (checkpoint after every result), returned once `done`
+    architectures are in the run file (so a signal may land mid-checkpoint: the file must
+    stay readable all the same)."""
     command = [
         sys.executable, "-m", "zcnas", "score", str(bench), "--proxies", PROXIES, "--batch-size", "16",
-        "--out", str(out), "--quiet", "--checkpoint-seconds", "0",
+        "--out", str(out), "--quiet", "--checkpoint-seconds", "0", *extra,
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    journal = tmp_path / "run.h5.journal"
     deadline = time.monotonic() + 120
-    # Kill once a few architectures are done (checkpoints run after each one, so the kill
-    # may land in the middle of rewriting the run file: it must stay readable all the same).
     while time.monotonic() < deadline and process.poll() is None:
         if out.exists():
             try:
-                if RunStore.open(out).done_count() >= 4:
+                if RunStore.open(out).done_count() >= done:
                     break
             except Exception:
                 pass
         time.sleep(0.02)
-    assert process.poll() is None, "the run finished before it could be killed: " + process.stderr.read().decode()
+    assert process.poll() is None, "the run finished before it could be stopped: " + process.stderr.read().decode()
+    return process
+
+
+def test_kill_9_then_resume(tmp_path, monkeypatch):
+    bench = make_tiny_benchmark(tmp_path / "bench.h5", n_archs=40, probe_size=16)
+    out = tmp_path / "run.h5"
+    process = start_run_and_wait(bench, out)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
     killed = RunStore.open(out)  # readable: no half-written file
     done_before = killed.done_count()
     assert 4 <= done_before < 40
-    del journal
 
     calls = []
     original = runner.score_architecture
@@ -66,21 +70,7 @@ def test_sigterm_stops_the_run_and_its_workers_cleanly(tmp_path):
     psutil = pytest.importorskip("psutil", reason="finding the worker processes needs psutil")
     bench = make_tiny_benchmark(tmp_path / "bench.h5", n_archs=60, probe_size=16)
     out = tmp_path / "run.h5"
-    command = [
-        sys.executable, "-m", "zcnas", "score", str(bench), "--proxies", PROXIES, "--batch-size", "16",
-        "--workers", "2", "--out", str(out), "--quiet", "--checkpoint-seconds", "0",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if out.exists():
-            try:
-                if RunStore.open(out).done_count() >= 4:
-                    break
-            except Exception:
-                pass
-        time.sleep(0.05)
-    assert process.poll() is None, "the run finished before it could be stopped: " + process.stderr.read().decode()
+    process = start_run_and_wait(bench, out, "--workers", "2")
     workers = psutil.Process(process.pid).children(recursive=True)
     assert workers, "no worker processes found"
     process.send_signal(signal.SIGTERM)

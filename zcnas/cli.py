@@ -153,11 +153,8 @@ def score_command(
         overwrite=overwrite,
         checkpoint_seconds=checkpoint_seconds,
     )
-    if quiet:
-        store = run_job(benchmark, out, options)
-    else:
-        with progress_bar("scoring", "arch") as on_progress:
-            store = run_job(benchmark, out, options, on_progress=on_progress)
+    with progress_bar("scoring", "arch", show=not quiet) as on_progress:
+        store = run_job(benchmark, out, options, on_progress=on_progress)
     fill_derived(store)
     report = build_report(store)
     json_path, md_path = write_report(report, out)

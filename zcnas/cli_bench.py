@@ -283,10 +283,7 @@ def build_benchmark_command(
         resume=resume,
         overwrite=overwrite,
     )
-    if quiet:
-        result = build_benchmark(out, **options)
-    else:
-        result = _build_with_progress(out, options, build_benchmark)
+    result = _build_with_progress(out, options, build_benchmark, show=not quiet)
     benchmark = result.benchmark
     accuracy = benchmark.targets["test_acc"]
     ceiling = "-" if result.noise_ceiling is None else f"{result.noise_ceiling:.3f}"
@@ -310,9 +307,10 @@ def build_benchmark_command(
     )
 
 
-def _build_with_progress(out: Path, options: dict, build_benchmark):
-    """Run a build under the progress bar (rate, ETA) shared with `score`."""
+def _build_with_progress(out: Path, options: dict, build_benchmark, show: bool):
+    """Run a build under the progress bar (rate, ETA) shared with `score`; with `show`
+    False nothing is drawn, but SIGTERM is still checked between runs."""
     from zcnas.cli_common import progress_bar
 
-    with progress_bar("training", "runs") as on_progress:
+    with progress_bar("training", "runs", show=show) as on_progress:
         return build_benchmark(out, **options, on_progress=on_progress)

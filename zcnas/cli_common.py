@@ -22,16 +22,30 @@ class Terminated(KeyboardInterrupt):
     checkpointed and the workers stopped on the way out."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+_stop = threading.Event()
+
+
+def _request_stop(signum, frame):
+    # Not raised here: an exception raised from a signal handler lands wherever the main
+    # thread happens to be (a weakref callback that swallows it, joblib's dispatch code that
+    # turns it into another error). The job stops at its next result instead, where
+    # `raise_if_stopped` is called (every progress callback), finished work all kept.
+    _stop.set()
+
+
+def raise_if_stopped() -> None:
+    """Raise `Terminated` if SIGTERM arrived; long jobs call it between results."""
+    if _stop.is_set():
+        raise Terminated()
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def _sigterm_stops():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    _stop.clear()
+    previous = signal.signal(signal.SIGTERM, _request_stop)
     try:
         yield
     finally:
@@ -40,12 +54,13 @@ def _sigterm_as_interrupt():
 
 def user_errors(command):
     """Turn a `ZcnasError` into one red sentence on stderr and its exit code; no traceback.
-    Ctrl-C and SIGTERM stop the command cleanly (finished results kept), exit 130 and 143."""
+    Ctrl-C and SIGTERM stop the command cleanly (finished results kept), exit 130 and 143;
+    SIGTERM takes effect at the job's next result (see `raise_if_stopped`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            with _sigterm_as_interrupt():
+            with _sigterm_stops():
                 return command(*args, **kwargs)
         except ZcnasError as error:
             err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -60,8 +75,9 @@ def user_errors(command):
 
 
 @contextlib.contextmanager
-def progress_bar(label: str, unit: str):
-    """Yield an `on_progress(done, total)` callback drawing a rich bar (rate, ETA) on stderr.
+def progress_bar(label: str, unit: str, *, show: bool = True):
+    """Yield an `on_progress(done, total)` callback drawing a rich bar (rate, ETA) on stderr
+    (nothing drawn with `show=False`); every call first checks for SIGTERM (`raise_if_stopped`).
 
     The bar opens at the first call, after the job has checked its options (so a user error
     prints its one sentence alone); that call's `done` is what a resumed job already had, and
@@ -82,6 +98,9 @@ def progress_bar(label: str, unit: str):
     state: dict = {"task": None, "start_done": 0}
 
     def on_progress(done: int, total: int) -> None:
+        raise_if_stopped()
+        if not show:
+            return
         if state["task"] is None:
             progress.start()
             state["task"] = progress.add_task(label, total=total, completed=done, rate="")
