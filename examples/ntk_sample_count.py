@@ -3,8 +3,9 @@
     python examples/ntk_sample_count.py validation/nb201-cifar10-validation1000-new-all-b64-s0.h5 \
         --samples 64 --archs 120 --workers 2
 
-zcnas's NTK pass uses the first min(N, 16) probe samples (`passes.NTK_BATCH`, TE-NAS's default
-`--batch_size`); TE-NAS's NB201 launcher uses 72 and AZ-NAS's rerun of TE-NAS 64. This script
+zcnas's NTK pass uses the first min(N, 16) probe samples by default (`zcnas score
+--ntk-samples`, TE-NAS's default `--batch_size`); TE-NAS's NB201 launcher uses 72 and AZ-NAS's
+rerun of TE-NAS 64. This script
 rescores ntk_cond, ntk_trace and lga with the kernel on `--samples` samples for the first
 `--archs` architectures of the seed-0 sample of 200 (`zcnas score --sample 200 --seed 0`
 picks the same ones), each architecture with its own seed as in the run, and prints Spearman
@@ -29,12 +30,6 @@ from zcnas.run.store import OK, RunStore
 
 PROXIES = ("ntk_cond", "ntk_trace", "lga")
 TARGETS = ("cifar10valid_test_acc", "cifar10_test_acc")
-
-
-def _set_ntk_samples(samples: int) -> None:
-    from zcnas.proxies import passes
-
-    passes.NTK_BATCH = samples
 
 
 def _score(task: ArchTask, payload: ScoringPayload) -> tuple[int, list[float]]:
@@ -65,10 +60,12 @@ def main() -> None:
     bench = open_benchmark(store.spec.benchmark)
     chosen = sample_rows(len(store), 200, 0)[: args.archs]
     x, y = bench.probe_batch(store.spec.batch_size, seed=store.spec.seed)
-    payload = ScoringPayload(store.spec.search_space, {}, store.spec.num_classes, x.numpy(), y.numpy(), PROXIES)
+    payload = ScoringPayload(
+        store.spec.search_space, {}, store.spec.num_classes, x.numpy(), y.numpy(), PROXIES, ntk_samples=args.samples
+    )
     tasks = [ArchTask(int(r), store.encodings[r], int(store.arch_seeds[r])) for r in chosen]
     rescored = {}
-    with ProcessPoolExecutor(args.workers, initializer=_set_ntk_samples, initargs=(args.samples,)) as pool:
+    with ProcessPoolExecutor(args.workers) as pool:
         for row, scores in pool.map(_score, tasks, [payload] * len(tasks)):
             rescored[row] = scores
     more = np.array([rescored[int(r)] for r in chosen])

@@ -209,6 +209,19 @@ def test_ntk_uses_the_first_16_samples_of_a_larger_batch():
     np.testing.assert_allclose(kernel.numpy(), explicit_ntk(model, x[:NTK_BATCH]), rtol=1e-9, atol=1e-9)
 
 
+def test_ntk_samples_sets_the_kernel_size_and_refuses_fewer_than_two():
+    model = tiny_nb201()
+    x, _ = data((NTK_BATCH + 4, 3, 16, 16))
+    ctx = ProbeContext(model, x, None, num_classes=NUM_CLASSES, passes=("ntk_gradient",), ntk_samples=NTK_BATCH + 2)
+    kernel = ctx.ntk_pass().kernel
+    assert kernel.shape == (NTK_BATCH + 2, NTK_BATCH + 2)
+    np.testing.assert_allclose(kernel.numpy(), explicit_ntk(model, x[: NTK_BATCH + 2]), rtol=1e-9, atol=1e-9)
+    small = ProbeContext(model, x[:3], None, num_classes=NUM_CLASSES, passes=("ntk_gradient",), ntk_samples=64)
+    assert small.ntk_pass().kernel.shape == (3, 3)  # never more than the batch
+    with pytest.raises(ProxyError, match="at least 2"):
+        ProbeContext(model, x, None, num_classes=NUM_CLASSES, passes=("ntk_gradient",), ntk_samples=1)
+
+
 def test_logit_sum_gradients_vectorised_equal_the_loop():
     model = tiny_nb201(TINY_ARCHS[0])
     x, _ = data((5, 3, 16, 16))

@@ -154,6 +154,17 @@ def test_existing_run_file_needs_resume_or_overwrite(bench12, tmp_path):
     run_job(bench12, out, JobOptions(proxies="params", batch_size=8, sample=3, overwrite=True))
 
 
+def test_ntk_samples_is_part_of_the_run_spec(bench12, tmp_path):
+    out = tmp_path / "run.h5"
+    default = run_job(bench12, tmp_path / "default.h5", JobOptions(proxies="ntk_trace", batch_size=8, sample=3))
+    four = run_job(bench12, out, JobOptions(proxies="ntk_trace", batch_size=8, sample=3, ntk_samples=4))
+    assert default.spec.ntk_samples == 16 and RunStore.open(out).spec.ntk_samples == 4
+    # A 4-sample kernel's trace sums 4 squared gradient norms, the default's all 8 of the batch.
+    assert (four.scores["ntk_trace"] < default.scores["ntk_trace"]).all()
+    with pytest.raises(RunError, match="ntk_samples"):
+        run_job(bench12, out, JobOptions(proxies="ntk_trace", batch_size=8, sample=3, resume=True))
+
+
 @pytest.mark.parametrize(
     "options, error, match",
     [
@@ -162,6 +173,7 @@ def test_existing_run_file_needs_resume_or_overwrite(bench12, tmp_path):
         (dict(proxies="params", device="cuda:0"), RunError, "no CUDA|cuda"),
         (dict(proxies="params", sample=10_000), RunError, "larger than"),
         (dict(proxies="params", workers=0), RunError, "--workers"),
+        (dict(proxies="ntk_cond", ntk_samples=1), RunError, "--ntk-samples"),
     ],
 )
 def test_bad_job_options_are_refused_before_any_work(bench12, tmp_path, options, error, match):

@@ -118,6 +118,12 @@ def score_command(
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --out, skipping what is done."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     no_share: bool = typer.Option(False, "--no-share", help="Run every proxy on its own passes (for comparison)."),
+    ntk_samples: int = typer.Option(
+        16,
+        "--ntk-samples",
+        help="Probe samples in the NTK kernel (ntk_cond, ntk_trace, lga): 16 as TE-NAS's default; "
+        "64 ranks NB201 better (docs/validation.md) at ~16x the cost.",
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
     checkpoint_seconds: float = typer.Option(
@@ -152,6 +158,7 @@ def score_command(
         resume=resume,
         overwrite=overwrite,
         checkpoint_seconds=checkpoint_seconds,
+        ntk_samples=ntk_samples,
     )
     with progress_bar("scoring", "arch", show=not quiet) as on_progress:
         store = run_job(benchmark, out, options, on_progress=on_progress)

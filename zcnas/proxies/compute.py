@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from zcnas.errors import ProxyError
-from zcnas.proxies.passes import ProbeContext
+from zcnas.proxies.passes import NTK_BATCH, ProbeContext
 from zcnas.proxies.registry import check_finite, get_proxy
 
 
@@ -48,20 +48,22 @@ def compute_proxies(
     num_classes: int,
     seed: int = 0,
     share: bool = True,
+    ntk_samples: int = NTK_BATCH,
 ) -> dict[str, ProxyOutcome]:
     """Score `model` with each named proxy; one proxy failing does not stop the others.
 
     With `share`, passes needed by several proxies run once (see `passes.py`), and a pass's
     seconds are split evenly among the proxies that read it: a proxy's `seconds` is its own
     computation plus its share of every pass it used, and the proxies' seconds add up to the
-    time spent. Without, every proxy runs and pays for its passes alone.
+    time spent. Without, every proxy runs and pays for its passes alone. `ntk_samples`: how
+    many probe samples the NTK kernel uses (ntk_cond, ntk_trace, lga).
     """
     infos = [get_proxy(name) for name in names]
     check_batch(names, int(x.shape[0]), y is not None)
 
     def context(for_infos):
         passes = {p for info in for_infos for p in info.passes}
-        return ProbeContext(model, x, y, num_classes=num_classes, passes=passes, seed=seed)
+        return ProbeContext(model, x, y, num_classes=num_classes, passes=passes, seed=seed, ntk_samples=ntk_samples)
 
     shared = context(infos) if share else None
     outcomes: dict[str, ProxyOutcome] = {}

@@ -1,9 +1,10 @@
 """Neural-tangent-kernel proxies, and TE-NAS's companion count of linear regions.
 
 The three NTK proxies read one shared pass (`ntk_gradient`, `passes.py`): the first
-min(N, 16) samples of the probe batch forwarded together through a train-mode copy (BN
-batch statistics), the gradient of each sample's sum of logits with respect to every
-parameter whose name contains "weight" (TE-NAS `get_ntk_n`), and the empirical NTK
+min(N, ntk_samples) samples of the probe batch (16 unless `zcnas score --ntk-samples`)
+forwarded together through a train-mode copy (BN batch statistics), the gradient of each
+sample's sum of logits with respect to every parameter whose name contains "weight" (TE-NAS
+`get_ntk_n`), and the empirical NTK
 Θ = G Gᵀ of those gradient rows, accumulated in float64. They are whole-network scalars:
 no per-layer statistics.
 
@@ -66,9 +67,9 @@ def ntk_cond(ctx: ProbeContext) -> ProxyResult:
     As `get_ntk_n(train_mode=True, num_batch=1)`: one train-mode forward of the batch, the
     backward of each sample's logits with a ones cotangent, the gradients of all parameters
     named "weight" (BN scales included) concatenated per sample, Θ = G Gᵀ, κ from its
-    extreme eigenvalues. Batch: the first min(N, 16) probe samples (TE-NAS's default
-    `--batch_size 16`; its NB201 launcher uses 72). Needs at least 2 samples (a 1×1 kernel
-    has κ = 1 for every network).
+    extreme eigenvalues. Batch: the first min(N, ntk_samples) probe samples, 16 by default
+    (TE-NAS's default `--batch_size 16`; its NB201 launcher uses 72; `zcnas score
+    --ntk-samples`). Needs at least 2 samples (a 1×1 kernel has κ = 1 for every network).
 
     The sample count matters: on NB201 CIFAR-10 the kernel of 64 samples ranks clearly
     better (Kendall 0.545 against 0.422 on 120 architectures, the papers' TE-NAS value;
@@ -137,8 +138,8 @@ def lga(ctx: ProbeContext) -> ProxyResult:
     Θ̃ = Θ − mean(Θ) (its scalar mean), Y_ij = +1 for two samples of the same class and −1
     otherwise, Ỹ = Y − mean(Y): the centred kernel-target alignment of the reference
     re-implementation. Θ is `ntk_cond`'s kernel, so the labels are those of the same first
-    min(N, 16) probe samples. The official repository has no code, so the choice of kernel
-    (TE-NAS's gradients of the sum of logits, all "weight" parameters) is zcnas's.
+    min(N, ntk_samples) probe samples. The official repository has no code, so the choice of
+    kernel (TE-NAS's gradients of the sum of logits, all "weight" parameters) is zcnas's.
 
     Fails with a message where the alignment is undefined: a probe batch whose first samples
     are all of one class (Ỹ = 0; a ProxyError, since every architecture would fail) or an

@@ -32,7 +32,7 @@ Passes (the names proxies declare):
 - ``half_batch_gradient`` the first and the second half of the probe batch, each forwarded on
                           its own in train mode, cross-entropy, fresh gradient w.r.t. each
                           conv/linear weight (ZiCo's two batches).
-- ``ntk_gradient``        the first min(N, 16) samples forwarded together in train mode, the
+- ``ntk_gradient``        the first min(N, ntk_samples) samples (default 16) forwarded together in train mode, the
                           gradient of each sample's sum of logits w.r.t. every parameter named
                           "weight", and their Gram matrix, the empirical NTK, in float64
                           (TE-NAS; ntk_cond, ntk_trace, lga).
@@ -138,6 +138,7 @@ class ProbeContext:
         num_classes: int,
         passes: Iterable[str],
         seed: int = 0,
+        ntk_samples: int = NTK_BATCH,
     ):
         if x.dim() != 4:
             raise ProxyError(f"The probe batch must have shape (N, C, H, W); got {tuple(x.shape)}.")
@@ -153,6 +154,9 @@ class ProbeContext:
         self.y = y
         self.num_classes = num_classes
         self.seed = seed
+        if ntk_samples < 2:
+            raise ProxyError(f"The NTK needs at least 2 samples; got ntk_samples={ntk_samples}.")
+        self.ntk_samples = int(ntk_samples)
         self.passes = frozenset(passes)
         self._cache: dict[str, object] = {}
         # Time accounting, so that a shared pass's cost can be split among the proxies that
@@ -400,7 +404,7 @@ class ProbeContext:
         return net, {layer: names[id(module.weight)] for layer, module in weighted_layers(net)}
 
     def _ntk_pass(self) -> NtkPass:
-        n = min(self.batch_size, NTK_BATCH)
+        n = min(self.batch_size, self.ntk_samples)
         net = copy.deepcopy(self.model).train()
         # TE-NAS get_ntk_n: every parameter whose name contains "weight" (BN scales included).
         names = [name for name, p in net.named_parameters() if "weight" in name and p.requires_grad]

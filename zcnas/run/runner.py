@@ -23,6 +23,7 @@ from zcnas.bench import open_benchmark
 from zcnas.errors import RunError
 from zcnas.pools import execute
 from zcnas.proxies import ProxyOutcome, check_batch, compute_proxies, parse_proxy_list
+from zcnas.proxies.passes import NTK_BATCH
 from zcnas.run.store import RunSpec, RunStore
 from zcnas.spaces import get_space
 
@@ -48,6 +49,7 @@ class ScoringPayload:
     proxies: tuple[str, ...]
     share: bool = True
     device: str = "cpu"
+    ntk_samples: int = NTK_BATCH
 
 
 def arch_seed(job_seed: int, index: int) -> int:
@@ -78,7 +80,14 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
         x = torch.from_numpy(payload.x).to(device)
         y = torch.from_numpy(payload.y).to(device)
         outcomes = compute_proxies(
-            model, x, y, list(payload.proxies), num_classes=payload.num_classes, seed=task.seed, share=payload.share
+            model,
+            x,
+            y,
+            list(payload.proxies),
+            num_classes=payload.num_classes,
+            seed=task.seed,
+            share=payload.share,
+            ntk_samples=payload.ntk_samples,
         )
     except Exception as error:  # noqa: BLE001 - a failure to build is this architecture's failure
         message = f"{type(error).__name__}: {error}"[:500]
@@ -102,6 +111,7 @@ class JobOptions:
     resume: bool = False
     overwrite: bool = False
     checkpoint_seconds: float = 30.0
+    ntk_samples: int = NTK_BATCH  # probe samples of the NTK kernel (ntk_cond, ntk_trace, lga)
     derived: dict = field(default_factory=dict)  # column name -> combine model path
 
 
@@ -126,6 +136,8 @@ def run_job(
     _check_device(options.device)
     if options.workers < 1:
         raise RunError(f"--workers must be at least 1; got {options.workers}.")
+    if options.ntk_samples < 2:
+        raise RunError(f"--ntk-samples must be at least 2 (a 1x1 kernel says nothing); got {options.ntk_samples}.")
     bench = open_benchmark(benchmark)
     check_batch(names, options.batch_size)
     rows = sample_rows(len(bench.encodings), options.sample, options.seed)
@@ -141,6 +153,7 @@ def run_job(
         sample=len(rows),
         batch_size=int(options.batch_size),
         share=bool(options.share),
+        ntk_samples=int(options.ntk_samples),
         space_options=space_options,
         derived={name: str(Path(path).resolve()) for name, path in options.derived.items()},
     )
@@ -156,6 +169,7 @@ def run_job(
         proxies=spec.proxies,
         share=spec.share,
         device=options.device,
+        ntk_samples=spec.ntk_samples,
     )
     pending = store.pending_rows()
     tasks = [ArchTask(row, store.encodings[row], int(store.arch_seeds[row])) for row in pending]

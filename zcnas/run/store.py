@@ -58,6 +58,8 @@ class RunSpec:
     sample: int
     batch_size: int
     share: bool = True
+    # Probe samples of the NTK kernel; 16 for runs written before the option existed.
+    ntk_samples: int = 16
     space_options: dict = field(default_factory=dict)
     # Derived columns: name -> saved combine model; filled from the other proxies once the
     # run is complete (`zcnas score --proxies combined:MODEL`), never computed per architecture.
