@@ -32,8 +32,9 @@ Passes (the names proxies declare):
 - ``half_batch_gradient`` the first and the second half of the probe batch, each forwarded on
                           its own in train mode, cross-entropy, fresh gradient w.r.t. each
                           conv/linear weight (ZiCo's two batches).
-- ``ntk_gradient``        the first min(N, ntk_samples) samples (default 16) forwarded together in train mode, the
-                          gradient of each sample's sum of logits w.r.t. every parameter named
+- ``ntk_gradient``        the first min(N, ntk_samples) samples (default 16) forwarded
+                          together in train mode, the gradient of each sample's sum of
+                          logits w.r.t. every parameter named
                           "weight", and their Gram matrix, the empirical NTK, in float64
                           (TE-NAS; ntk_cond, ntk_trace, lga).
 - ``relu_patterns``       a Kaiming-fan_in re-initialised copy, three no-grad train-mode
