@@ -65,14 +65,13 @@ def compute_proxies(
         passes = {p for info in for_infos for p in info.passes}
         return ProbeContext(model, x, y, num_classes=num_classes, passes=passes, seed=seed, ntk_samples=ntk_samples)
 
-    shared = context(infos) if share else None
+    contexts = [context(infos)] if share else []
     outcomes: dict[str, ProxyOutcome] = {}
     own_seconds: dict[str, float] = {}
-    contexts = []
     for info in infos:
-        ctx = shared if share else context([info])
-        if ctx is not shared:
-            contexts.append(ctx)
+        if not share:
+            contexts.append(context([info]))
+        ctx = contexts[-1]
         ctx.reader = info.name
         ctx.take_pass_seconds()
         start = time.perf_counter()
@@ -87,7 +86,7 @@ def compute_proxies(
         finally:
             ctx.reader = None
         own_seconds[info.name] = time.perf_counter() - start - ctx.take_pass_seconds()
-    for ctx in [shared] if share else contexts:
+    for ctx in contexts:
         for key, seconds in ctx.pass_seconds.items():
             readers = ctx.readers.get(key) or set()
             for name in readers:
