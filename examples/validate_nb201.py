@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from zcnas.bench import open_benchmark, write_benchmark
 from zcnas.bench.importers import import_csv
 from zcnas.bench.probe import load_probe_npz
+from zcnas.report import metrics
 from zcnas.run.store import OK, RunStore
 
 # Our proxy name -> column in Suite-Zero's subset CSV.
@@ -95,15 +95,13 @@ def build_validation_benchmark(data: Path, out_dir: Path, extra: int, seed: int)
 
 
 def spearman(a, b) -> tuple[float, int]:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    keep = np.isfinite(a) & np.isfinite(b)
-    return float(stats.spearmanr(a[keep], b[keep]).statistic), int(keep.sum())
+    """Spearman over the architectures where both are finite, and their number."""
+    a, b = metrics.paired_finite(a, b)
+    return metrics.spearman(a, b), len(a)
 
 
 def kendall(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    keep = np.isfinite(a) & np.isfinite(b)
-    return float(stats.kendalltau(a[keep], b[keep]).statistic)
+    return metrics.kendall(*metrics.paired_finite(a, b))
 
 
 def agreement_table(store: RunStore, data: Path) -> list[str]:
