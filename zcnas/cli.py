@@ -122,7 +122,7 @@ def score_command(
         16,
         "--ntk-samples",
         help="Probe samples in the NTK kernel (ntk_cond, ntk_trace, lga): 16 as TE-NAS's default; "
-        "64 ranks NB201 better (docs/validation.md) at ~16x the cost.",
+        "64 ranks NB201 better (docs/validation.md) at ~13x the cost.",
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),

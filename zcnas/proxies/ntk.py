@@ -73,7 +73,7 @@ def ntk_cond(ctx: ProbeContext) -> ProxyResult:
 
     The sample count matters: on NB201 CIFAR-10 the kernel of 64 samples ranks clearly
     better (Kendall 0.545 against 0.422 on 120 architectures, the papers' TE-NAS value;
-    examples/ntk_sample_count.py, docs/validation.md) but costs about 16 times as much on
+    examples/ntk_sample_count.py, docs/validation.md) but costs about 13 times as much on
     CPU, so 16 is kept by default, a departure from the NB201 runs of TE-NAS and AZ-NAS.
 
     Departures, each on purpose:
