@@ -162,7 +162,7 @@ def _report_written(benchmark) -> None:
     console.print(
         f"[green]wrote[/] {benchmark.path}: {benchmark.n_archs:,} architectures, "
         f"{len(benchmark.targets)} targets ({', '.join(benchmark.targets)}), "
-        f"{len(benchmark.probe_labels)} probe images",
+        + (f"{len(benchmark.probe_labels)} probe images" if benchmark.probe_labels is not None else "no probe data"),
         highlight=False,
         soft_wrap=True,
     )

@@ -28,8 +28,11 @@ SUPPORTED_VERSIONS = (1,)
 # Root attributes every file carries; `source` and `created` are written always but only
 # required on read from version 2 on (hand-made version-1 files may lack them).
 REQUIRED_ROOT_ATTRS = ("format_version", "name", "search_space", "dataset", "num_classes")
-RESERVED_ROOT_ATTRS = REQUIRED_ROOT_ATTRS + ("source", "created")
-REQUIRED_DATASETS = ("archs/encoding", "archs/index", "probe/x", "probe/y")
+RESERVED_ROOT_ATTRS = REQUIRED_ROOT_ATTRS + ("source", "created", "space_plugin")
+REQUIRED_DATASETS = ("archs/encoding", "archs/index")
+# The probe group is required for every space zcnas can build; a table-only benchmark (a
+# space without a builder here, e.g. an imported NAS-Bench-Suite-Zero table) may omit it.
+PROBE_DATASETS = ("probe/x", "probe/y")
 
 # An auxiliary dataset in targets/ says what it is with a `role` attribute and names its
 # metric with `target`; writers also name it <metric>_seeds / <metric>_std.
@@ -51,8 +54,8 @@ class Benchmark:
     encodings: list[str]
     index: np.ndarray
     targets: dict[str, np.ndarray]
-    probe_images: np.ndarray  # uint8 (N, H, W, C)
-    probe_labels: np.ndarray  # int64 (N,)
+    probe_images: np.ndarray | None  # uint8 (N, H, W, C); None: a benchmark without probe data
+    probe_labels: np.ndarray | None  # int64 (N,)
     probe_mean: tuple[float, ...]
     probe_std: tuple[float, ...]
     target_seeds: dict[str, np.ndarray] = field(default_factory=dict)
@@ -82,6 +85,11 @@ class Benchmark:
         """
         import torch  # only the probe batch needs torch; reading and validating do not
 
+        if self.probe_labels is None:
+            raise BenchmarkError(
+                f"Benchmark {self.path} holds no probe data, so its architectures cannot be scored; "
+                "re-import it with --probe IMAGES to add a probe batch."
+            )
         total = len(self.probe_labels)
         if not 1 <= size <= total:
             raise BenchmarkError(
@@ -124,7 +132,8 @@ class Benchmark:
             "num_classes": self.num_classes,
             "n_archs": self.n_archs,
             "targets": targets,
-            "probe_shape": list(self.probe_images.shape),
+            "probe_shape": list(self.probe_images.shape) if self.probe_images is not None else None,
+            "space_plugin": self.attrs.get("space_plugin"),
             "probe_mean": list(self.probe_mean),
             "probe_std": list(self.probe_std),
             "source": self.source,
@@ -182,6 +191,11 @@ def write_benchmark(
             raise BenchmarkError(f"{where}: {label} names {', '.join(unknown)}, which are not targets.")
 
     space = _space_or_error(search_space, where)
+    from zcnas.spaces import plugin_reference
+
+    plugin = plugin_reference(space)
+    if plugin:
+        extra_attrs["space_plugin"] = plugin
     canonical = []
     for row, encoding in enumerate(encodings):
         try:
@@ -193,7 +207,7 @@ def write_benchmark(
     benchmark = Benchmark(
         path=path,
         name=str(name),
-        search_space=str(search_space),
+        search_space=str(space.name),
         dataset=str(dataset),
         num_classes=int(num_classes),
         source=str(source),
@@ -204,8 +218,8 @@ def write_benchmark(
         target_seeds={k: _as_float_array(v, f"{where}: target seeds {k!r}") for k, v in (target_seeds or {}).items()},
         target_std={k: _as_float_array(v, f"{where}: target std {k!r}") for k, v in (target_std or {}).items()},
         target_attrs={k: dict(v) for k, v in (target_attrs or {}).items()},
-        probe_images=np.asarray(probe_images),
-        probe_labels=np.asarray(probe_labels),
+        probe_images=None if probe_images is None else np.asarray(probe_images),
+        probe_labels=None if probe_labels is None else np.asarray(probe_labels),
         probe_mean=tuple(float(m) for m in np.ravel(probe_mean)),
         probe_std=tuple(float(s) for s in np.ravel(probe_std)),
         attrs=extra_attrs,
@@ -259,6 +273,8 @@ def _write(file: h5py.File, b: Benchmark) -> None:
             dataset.attrs["role"] = role
             dataset.attrs["target"] = metric
 
+    if b.probe_images is None:
+        return
     probe = file.create_group("probe")
     x = probe.create_dataset("x", data=b.probe_images.astype(np.uint8), compression="gzip", compression_opts=4)
     x.attrs["mean"] = np.asarray(b.probe_mean, dtype=np.float64)
@@ -291,7 +307,7 @@ def open_benchmark(path: str | os.PathLike) -> Benchmark:
         else:
             problem = f"is a truncated or damaged HDF5 file ({_clause(error)})"
         raise BenchmarkError(f"{where} {problem}; re-create it with `zcnas bench import`.") from None
-    _validate(benchmark, where, _space_or_error(benchmark.search_space, where))
+    _validate(benchmark, where, _space_or_error(benchmark.search_space, where, benchmark.attrs.get("space_plugin")))
     return benchmark
 
 
@@ -311,7 +327,8 @@ def _read(file: h5py.File, path: Path, where: str) -> Benchmark:
     for key in REQUIRED_ROOT_ATTRS:
         if key not in attrs:
             raise BenchmarkError(f"{where} lacks the root attribute {key!r}.")
-    for name in REQUIRED_DATASETS:
+    has_probe = "probe" in file
+    for name in REQUIRED_DATASETS + (PROBE_DATASETS if has_probe else ()):
         if not isinstance(file.get(name), h5py.Dataset):
             raise BenchmarkError(f"{where} has no dataset {name!r} (see docs/benchmark-format.md).")
     if not isinstance(file.get("targets"), h5py.Group):
@@ -357,10 +374,13 @@ def _read(file: h5py.File, path: Path, where: str) -> Benchmark:
             )
         (target_seeds if role == ROLE_SEEDS else target_std)[metric] = values
 
-    x = file["probe/x"]
-    mean = x.attrs.get("mean")
-    std = x.attrs.get("std")
-    if mean is None or std is None:
+    if not has_probe:
+        mean = std = ()
+    else:
+        x = file["probe/x"]
+        mean = x.attrs.get("mean")
+        std = x.attrs.get("std")
+    if has_probe and (mean is None or std is None):
         raise BenchmarkError(f"{where} lacks the probe/x attribute {'mean' if mean is None else 'std'!r} (per-channel normalisation).")
     return Benchmark(
         path=path,
@@ -376,8 +396,8 @@ def _read(file: h5py.File, path: Path, where: str) -> Benchmark:
         target_seeds=target_seeds,
         target_std=target_std,
         target_attrs=target_attrs,
-        probe_images=x[()],
-        probe_labels=file["probe/y"][()],
+        probe_images=x[()] if has_probe else None,
+        probe_labels=file["probe/y"][()] if has_probe else None,
         probe_mean=tuple(float(m) for m in np.ravel(mean)),
         probe_std=tuple(float(s) for s in np.ravel(std)),
         attrs=attrs,
@@ -433,6 +453,10 @@ def _validate(b: Benchmark, where: str, space) -> None:
                 )
 
     images, labels = b.probe_images, b.probe_labels
+    if images is None or labels is None:
+        if getattr(space, "can_build", True) and images is not labels:
+            raise BenchmarkError(f"{where} has probe images without labels or labels without images.")
+        return
     if images.dtype != np.uint8 or images.ndim != 4:
         raise BenchmarkError(
             f"{where} has probe images of type {images.dtype} and shape {images.shape}; "
@@ -473,14 +497,12 @@ def _validate(b: Benchmark, where: str, space) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _space_or_error(name: str, where: str):
-    from zcnas.spaces import SPACES, get_space
+def _space_or_error(name: str, where: str, plugin: str | None = None):
+    """The space a benchmark names (`plugin`: the reference a plugin space was loaded from),
+    or one sentence saying which space or package is missing."""
+    from zcnas.spaces import space_for_benchmark
 
-    try:
-        return get_space(name)
-    except ArchError:
-        known = ", ".join(sorted(SPACES))
-        raise BenchmarkError(f"{where} names the unknown search space {name!r}; known spaces: {known}.") from None
+    return space_for_benchmark(name, plugin, where)
 
 
 def _as_float_array(values, what: str) -> np.ndarray:

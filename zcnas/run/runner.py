@@ -25,7 +25,8 @@ from zcnas.pools import execute
 from zcnas.proxies import ProxyOutcome, check_batch, compute_proxies, parse_proxy_list
 from zcnas.proxies.passes import NTK_BATCH
 from zcnas.run.store import RunSpec, RunStore
-from zcnas.spaces import get_space
+from zcnas.proxies import get_proxy
+from zcnas.spaces import aggregate_slots, get_space
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -50,6 +51,7 @@ class ScoringPayload:
     share: bool = True
     device: str = "cpu"
     ntk_samples: int = NTK_BATCH
+    space_plugin: str | None = None  # module:Factory of a plugin space, for fresh worker processes
 
 
 def arch_seed(job_seed: int, index: int) -> int:
@@ -75,7 +77,7 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
     try:
         torch.manual_seed(task.seed)
         device = torch.device(payload.device)
-        space = get_space(payload.search_space)
+        space = get_space(payload.search_space, plugin=payload.space_plugin)
         model = space.build(task.encoding, num_classes=payload.num_classes, **payload.space_options).to(device)
         x = torch.from_numpy(payload.x).to(device)
         y = torch.from_numpy(payload.y).to(device)
@@ -89,12 +91,24 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
             share=payload.share,
             ntk_samples=payload.ntk_samples,
         )
+        outcomes = {name: _slotted(space, name, outcome) for name, outcome in outcomes.items()}
     except Exception as error:  # noqa: BLE001 - a failure to build is this architecture's failure
         message = f"{type(error).__name__}: {error}"[:500]
         outcomes = {name: ProxyOutcome(float("nan"), {}, 0.0, message) for name in payload.proxies}
     finally:
         torch.set_num_threads(threads)
     return task.row, outcomes
+
+
+def _slotted(space, name: str, outcome: ProxyOutcome) -> ProxyOutcome:
+    """Per-layer values keyed by the space's slots (docs/spaces.md): a space whose ops hold
+    several conv layers (DARTS's separable convs) sums them into the op's slot."""
+    if not outcome.layers or get_proxy(name).layer_keys != "conv_linear":
+        return outcome
+    layers = aggregate_slots(space, outcome.layers)
+    if layers == outcome.layers:
+        return outcome
+    return ProxyOutcome(outcome.score, layers, outcome.seconds, outcome.error)
 
 
 # -- the job -------------------------------------------------------------------------------
@@ -139,6 +153,12 @@ def run_job(
     if options.ntk_samples < 2:
         raise RunError(f"--ntk-samples must be at least 2 (a 1x1 kernel says nothing); got {options.ntk_samples}.")
     bench = open_benchmark(benchmark)
+    space = get_space(bench.search_space, plugin=bench.attrs.get("space_plugin"))
+    if not getattr(space, "can_build", True):
+        raise RunError(
+            f"Benchmark {benchmark} is of the table-only space {space.name}: zcnas cannot build its networks, "
+            "so it cannot score them; use `zcnas report`/`zcnas combine` on its reference run instead."
+        )
     check_batch(names, options.batch_size)
     rows = sample_rows(len(bench.encodings), options.sample, options.seed)
     space_options = _space_options(bench)
@@ -170,6 +190,7 @@ def run_job(
         share=spec.share,
         device=options.device,
         ntk_samples=spec.ntk_samples,
+        space_plugin=bench.attrs.get("space_plugin") or None,
     )
     pending = store.pending_rows()
     tasks = [ArchTask(row, store.encodings[row], int(store.arch_seeds[row])) for row in pending]
@@ -211,8 +232,8 @@ def _open_or_create(out: Path, spec: RunSpec, bench, rows: np.ndarray, options: 
     except OSError as error:
         raise RunError(f"Cannot create the folder of --out ({out.parent}): {error.strerror}.") from None
     index = np.asarray(bench.index)[rows]
-    space = get_space(spec.search_space)
-    slot_order = space.layer_slots(**_slot_options(spec.space_options)) if hasattr(space, "layer_slots") else []
+    space = get_space(spec.search_space, plugin=bench.attrs.get("space_plugin"))
+    slot_order = list(space.layer_slots(**_slot_options(space, spec.space_options)))
     return RunStore.create(
         out,
         spec,
@@ -237,5 +258,8 @@ def _space_options(bench) -> dict:
     return {str(k): v for k, v in options.items()}
 
 
-def _slot_options(space_options: dict) -> dict:
-    return {k: v for k, v in space_options.items() if k == "N"}
+def _slot_options(space, space_options: dict) -> dict:
+    """The build options that change the space's slot list (NB201: N, the cells per stage)."""
+    if hasattr(space, "slot_options"):
+        return space.slot_options(space_options)
+    return {}

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from zcnas.errors import ArchError, BenchmarkError
+from zcnas.spaces.base import SearchSpace
 
 _EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -226,7 +227,7 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-class NB201:
+class NB201(SearchSpace):
     """The NAS-Bench-201 space: encodings, enumeration, sampling and model building.
 
     Stateless; the registry holds one instance.  Every user-facing error is an `ArchError`
@@ -234,6 +235,10 @@ class NB201:
     """
 
     name = "nb201"
+    description = "NAS-Bench-201 / NATS-Bench topology: one 4-node cell, 6 edges x 5 ops (15,625 architectures)"
+    example = _EXAMPLE
+    input_kind = "image"
+    default_options = {"C": 16, "N": 5}
     OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
     # (src, dst) in the string's order |0->1|+|0->2|1->2|+|0->3|1->3|2->3|.
     EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
