@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from zcnas import __version__
-from zcnas.cli_common import console, err_console, progress_bar, user_errors
+from zcnas.cli_common import check_seed, console, err_console, progress_bar, styled, user_errors, warn
+from zcnas.errors import ZcnasError
+from zcnas.files import check_writable
 
 app = typer.Typer(
     name="zcnas",
@@ -20,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help and usage errors: with rich markup, "pip install 'zcnas[dask]'" in a help text
+    # or a usage error would lose its "[dask]" (taken for a style tag).
+    rich_markup_mode=None,
 )
 
 try:  # the benchmark commands live in their own module
@@ -32,6 +37,10 @@ except ImportError:  # pragma: no cover - only while the module is absent
 from zcnas.cli_combine import combine_command  # noqa: E402
 
 app.command("combine")(combine_command)
+
+from zcnas.cli_spaces import spaces_command  # noqa: E402
+
+app.command("spaces")(spaces_command)
 
 DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks_data" / "default.h5"
 
@@ -71,6 +80,10 @@ def proxies_command(
     from zcnas.proxies import list_proxies, proxies_markdown
 
     infos = list_proxies(pattern)
+    if not infos:
+        from zcnas.errors import ProxyError
+
+        raise ProxyError(f"No proxy matches {pattern!r}; run `zcnas proxies` to list them all.")
     if markdown:
         typer.echo(proxies_markdown(infos), nl=False)
         return
@@ -92,7 +105,7 @@ def proxies_command(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(infos)} proxies", show_lines=False)
+    table = Table(title=f"{len(infos)} prox{'y' if len(infos) == 1 else 'ies'}", show_lines=False)
     for column in ("name", "family", "labels", "data", "passes", "reference"):
         table.add_column(column, overflow="fold")
     for i in infos:
@@ -115,7 +128,11 @@ def score_command(
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Probe batch size."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run file to write (default: runs/<benchmark>-s<seed>.h5)."),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --out, skipping what is done."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Finish an interrupted run in --out, skipping what is done (with no run there yet: a warning, then a new run).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
     no_share: bool = typer.Option(False, "--no-share", help="Run every proxy on its own passes (for comparison)."),
     ntk_samples: int = typer.Option(
@@ -127,7 +144,9 @@ def score_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
     checkpoint_seconds: float = typer.Option(
-        30.0, "--checkpoint-seconds", help="Fold finished results into the run file at least this often."
+        30.0,
+        "--checkpoint-seconds",
+        help="Fold finished results into the run file at least this often (0: after every result).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
 ) -> None:
@@ -135,16 +154,21 @@ def score_command(
 
     Example: zcnas score bench.h5 --proxies synflow,nwot --sample 200 --workers 2 --out run.h5
     """
-    from zcnas.report import build_report, write_report
+    from zcnas.report import build_report, write_report_files
     from zcnas.run.runner import JobOptions, run_job
 
     from zcnas.combine import fill_derived, split_combined
 
+    check_seed(seed)
+    if not checkpoint_seconds >= 0:  # NaN too: it would never checkpoint
+        raise ZcnasError(f"--checkpoint-seconds must be 0 (after every result) or more; got {checkpoint_seconds}.")
     computed, derived = split_combined(proxies)
     benchmark = benchmark or default_benchmark()
-    if out is None:
-        out = Path("runs") / f"{Path(benchmark).stem}-s{seed}.h5"
-        out.parent.mkdir(exist_ok=True)
+    default_name = f"{Path(benchmark).stem}-s{seed}.h5"
+    out = check_writable(out if out is not None else Path("runs") / default_name, "--out", example=default_name)
+    _check_report_writable(out)
+    if resume and not out.exists():
+        warn(f"--resume: there is no run at {out} yet, so a new one starts there.")
     options = JobOptions(
         proxies=",".join(computed),
         derived=derived,
@@ -164,9 +188,9 @@ def score_command(
         store = run_job(benchmark, out, options, on_progress=on_progress)
     fill_derived(store)
     report = build_report(store)
-    json_path, md_path = write_report(report, out)
+    written = write_report_files(report, out)
     _print_report(report)
-    console.print(f"run: {out}   report: {json_path}, {md_path}", highlight=False)
+    console.print(f"run: {out}   report: {', '.join(str(p) for p in written.values())}", highlight=False)
 
 
 @app.command("report")
@@ -180,7 +204,13 @@ def report_command(
     ceiling_pair: Optional[list[str]] = typer.Option(
         None, "--ceiling-pair", help="Two targets measuring the same thing, A:B, for the noise ceiling (repeatable)."
     ),
-    target: Optional[list[str]] = typer.Option(None, "--target", "-t", help="Report only this target (repeatable; default: all)."),
+    target: Optional[list[str]] = typer.Option(
+        None,
+        "--target",
+        "-t",
+        help="Report only this target (repeatable; default: all); written as RUN.report.<T>.json etc., "
+        "so the report of every target stays.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Write the files, print nothing."),
 ) -> None:
     """Compute the correlation report of a run (also of an unfinished one): RUN.report.json, .md, .html.
@@ -190,7 +220,9 @@ def report_command(
     from zcnas.report import build_report, parse_top_k, write_report_files
     from zcnas.run.store import RunStore
 
+    check_seed(bootstrap_seed, "--bootstrap-seed")
     store = RunStore.open(run)
+    _check_report_writable(run, target)
     report = build_report(
         store,
         targets=target or None,
@@ -201,7 +233,7 @@ def report_command(
     )
     written = write_report_files(report, run, html=html)
     if not quiet:
-        _print_report(report)
+        _print_report(report, every_target=bool(target))
         console.print("report: " + ", ".join(str(p) for p in written.values()), highlight=False)
 
 
@@ -223,13 +255,14 @@ def check_command(
     Exit codes: 0 nothing fell (rises are listed); 1 something fell, or a baseline proxy/target
     is missing from the report, with a table of what moved; 2 unusable input.
 
-    Example: zcnas check runs/ci.report.json --baseline tests/baseline.json --tolerance 0.02
+    Example: zcnas check runs/default-s0.report.json --baseline benchmarks_data/default.baseline.json --tolerance 0.02
     """
     from zcnas.report import check
 
     data = check.load_report(report)
     chosen = check.parse_metrics(metrics)
     if update:
+        check_writable(baseline, "--baseline", example="baseline.json")
         made = check.make_baseline(data, metrics=chosen, tolerance=tolerance, report_path=report)
         check.write_baseline(made, baseline)
         count = sum(len(m) for targets in made["values"].values() for m in targets.values())
@@ -241,23 +274,29 @@ def check_command(
     base = check.load_baseline(baseline)
     result = check.compare(data, base, tolerance=tolerance, metrics=chosen)
     for warning in check.provenance_warnings(data, base):
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(styled("warning:", "yellow", f" {warning}"), highlight=False)
     moved = [r for r in result.rows if r.status != "held"]
     if moved:
+        from rich.text import Text
+
         table = Table(title=f"what moved by more than {result.tolerance:g} ({', '.join(result.metrics)})")
         for column in ("status", "proxy", "target", "metric", "baseline", "now", "change"):
-            table.add_column(column, justify="right" if column in ("baseline", "now", "change") else "left")
-        order = {"missing": 0, "fell": 1, "rose": 2}
+            table.add_column(column, justify="right" if column in ("baseline", "now", "change") else "left", overflow="fold")
+        order = {"missing": 0, "fell": 1, "rose": 2, "undefined": 3}
+        colours = {"missing": "red", "fell": "red", "rose": "green", "undefined": "yellow"}
         for r in sorted(moved, key=lambda r: (order[r.status], r.proxy, r.target, r.metric)):
-            colour = "red" if r.status in check.FAILING else "green"
             table.add_row(
-                f"[{colour}]{r.status}[/]", r.proxy, r.target, r.metric, _fmt(r.baseline),
+                Text(r.status, style=colours[r.status]), r.proxy, r.target, r.metric, _fmt(r.baseline),
                 _fmt(r.current), "—" if r.delta is None else f"{r.delta:+.3f}",
             )
-        console.print(table)
-    checked = len(result.rows)
+        _print_whole(table)
+        for r in result.undefined:
+            console.print(f"not checked: {r.metric} of {r.proxy} vs {r.target}: {r.note}.", highlight=False)
+    checked = len(result.rows) - len(result.undefined)
     if result.passed:
         note = f"; {len(result.rose)} rose (record them with --update)" if result.rose else ""
+        if result.undefined:
+            note += f"; {len(result.undefined)} undefined, not checked"
         console.print(f"check passed: {checked} values within {result.tolerance:g} of the baseline{note}", highlight=False)
         return
     names = sorted({r.proxy for r in result.failed})
@@ -269,24 +308,92 @@ def check_command(
     raise typer.Exit(1)
 
 
+def _check_report_writable(run: Path, targets: Optional[list[str]] = None) -> None:
+    """The report files go next to the run file: refuse up front what could not be written."""
+    from zcnas.report import report_paths
+
+    paths = list(report_paths(run).values()) + (list(report_paths(run, targets).values()) if targets else [])
+    for path in paths:
+        check_writable(path, "the report file")
+
+
 def _fmt(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _print_report(report: dict) -> None:
-    from zcnas.report.render import bootstrap_sentence, ceiling_sentence, terminal_columns, terminal_rows
+def _print_report(report: dict, *, every_target: bool = False) -> None:
+    """The primary target's table, then one line per other target (its best proxy; every table
+    is in the report files), or every target's table with `every_target`."""
+    from zcnas.report.render import (
+        bootstrap_sentence,
+        ordered_targets,
+        restricted_targets,
+        summary_columns,
+        summary_rows,
+    )
 
-    for target in report["targets"]:
+    targets = ordered_targets(report)
+    shown = targets if every_target else targets[:1]
+    for target in shown:
+        _print_target_table(report, target)
+    others = targets[len(shown):]
+    if others:
         table = Table(
-            title=f"{report['benchmark']}: {report['architectures']} architectures vs {target}",
+            title=f"other targets: the best proxy by Spearman ρ ({len(others)}; their tables are in the report files)",
+            title_justify="left",
+        )
+        for column in summary_columns():
+            table.add_column(column, justify="left" if column in ("target", "best proxy") else "right", overflow="fold")
+        for row in summary_rows(report, others):
+            table.add_row(*row)
+        _print_whole(table)
+    restricted = restricted_targets(report)
+    if restricted:
+        console.print(f"Only the target(s) {', '.join(restricted)} of {', '.join(report['run_targets'])}.", highlight=False)
+    console.print(bootstrap_sentence(report), highlight=False)
+
+
+def _print_target_table(report: dict, target: str) -> None:
+    from zcnas.report.render import Footnotes, architectures_phrase, ceiling_sentence, terminal_columns, terminal_rows
+
+    def table(stacked: bool) -> tuple[Table, Footnotes]:
+        notes = Footnotes()
+        drawn = Table(
+            title=f"{report['benchmark']}: {architectures_phrase(report)} vs {target}",
             caption=ceiling_sentence(report, target),
         )
         for column in terminal_columns(report):
-            table.add_column(column, justify="left" if column == "proxy" else "right", no_wrap=column == "proxy")
-        for row in terminal_rows(report, target):
-            table.add_row(*row)
-        console.print(table)
-    console.print(bootstrap_sentence(report), highlight=False)
+            drawn.add_column(column, justify="left" if column == "proxy" else "right", overflow="fold")
+        for row in terminal_rows(report, target, notes, stacked=stacked):
+            drawn.add_row(*row)
+        return drawn, notes
+
+    drawn, notes = table(stacked=False)
+    if console.is_terminal and _natural_width(drawn) > console.width:
+        drawn, notes = table(stacked=True)  # each interval under its value: about half as wide
+    _print_whole(drawn)
+    for line in notes.lines():
+        console.print(line, highlight=False)
+
+
+def _natural_width(renderable) -> int:
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+
+
+def _print_whole(renderable) -> None:
+    """Print a table complete: on a terminal narrower than the table its cells wrap (never cut
+    to '…'); piped or redirected (a CI log, `> out.txt`) it is printed at its natural width,
+    one line per row, whatever COLUMNS says."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    from rich.console import Console
+
+    # `console.print(width=...)` cannot exceed the console's own width, hence a wider twin.
+    wide = Console(file=console.file, width=max(console.width, _natural_width(renderable)), markup=False)
+    wide.print(renderable)
 
 
 def main() -> None:
