@@ -4,8 +4,9 @@ A space is the one place that knows an encoding. It is a stateless object, one i
 the registry (`zcnas.spaces`), and offers:
 
 * ``name``, ``description``, ``example`` (a canonical encoding), ``input_kind``
-  ("image", "tokens" or "table" for a table-only space) and ``default_options`` (the build
-  options that give the benchmark's real network);
+  ("image", "tokens" or "table" for a table-only space), ``default_options`` (the build
+  options that give the benchmark's real network) and ``small_options`` (a narrow, shallow
+  variant for cheap benchmarks and tests);
 * ``parse(encoding)`` / ``canonical(encoding)``: validate an encoding (one sentence in an
   `ArchError` for a bad one) and give the string every spelling of it maps to;
 * ``build(encoding, num_classes, **options)``: a fresh ``torch.nn.Module`` returning logits;
@@ -43,6 +44,8 @@ class SearchSpace:
     example: str = ""
     input_kind: str = "image"
     default_options: dict[str, Any] = {}
+    # A narrow/shallow variant of the network (cheap CI benchmarks, the common space tests).
+    small_options: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ encodings
     def parse(self, encoding) -> Any:  # pragma: no cover - every space overrides it

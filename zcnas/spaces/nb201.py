@@ -239,6 +239,7 @@ class NB201(SearchSpace):
     example = _EXAMPLE
     input_kind = "image"
     default_options = {"C": 16, "N": 5}
+    small_options = {"C": 4, "N": 1}
     OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
     # (src, dst) in the string's order |0->1|+|0->2|1->2|+|0->3|1->3|2->3|.
     EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
