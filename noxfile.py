@@ -42,11 +42,17 @@ def demo(session):
 
 @nox.session
 def bench(session):
-    """Shared vs alone passes of the proxy suite (seconds, ratio, forward+backward units, memory),
+    """Shared vs alone passes of the proxy suite on NB201 (seconds, ratio, forward+backward units,
+    memory), the classic suite's cost per architecture on NB101 and DARTS (batch 32, Suite-Zero's),
     then vectorised vs loop per-sample gradients (gradsign's and the NTK's passes: the speed-up).
-    Arguments after `--` go to bench_suite.py."""
+    Arguments after `--` go to the NB201 bench_suite.py run."""
     install(session)
     session.run("python", "tests/perf/bench_suite.py", *session.posargs)
+    for space in ("nb101", "darts"):
+        session.run(
+            "python", "tests/perf/bench_suite.py", "--space", space, "--archs", "3", "--batch-size", "32",
+            "--modes", "unit,shared", "--repeats", "1",
+        )
     session.run("python", "tests/perf/bench_persample.py")
 
 

@@ -1,9 +1,11 @@
 """How much do shared passes save? Prints figures; asserts nothing (machines are noisy).
 
-    python tests/perf/bench_suite.py [--archs 6] [--batch-size 64] [--proxies all|a,b,...]
+    python tests/perf/bench_suite.py [--space nb201] [--archs 6] [--batch-size 64] [--proxies all|a,b,...]
+                                     [--modes unit,shared,alone]
 
-For a fixed sample of NB201 architectures (C=16, N=5, CIFAR-sized input, one torch thread,
-CPU), it measures per architecture:
+For a fixed sample of a space's architectures (its full-size network: NB201 C=16 N=5, NB101
+C=128 3x3 cells, DARTS C=32 8 cells; CIFAR-sized input, one torch thread, CPU), it measures
+per architecture:
   - one forward+backward of the network with cross-entropy (the unit of cost),
   - the whole suite with shared passes, and with every proxy alone (`--no-share`),
 and prints seconds per architecture, the alone/shared ratio, the suite's cost in units of
@@ -36,23 +38,23 @@ def _batch(batch_size: int, seed: int = 0):
     return x, y
 
 
-def _archs(n: int, seed: int) -> list[str]:
+def _archs(space_name: str, n: int, seed: int) -> list[str]:
     from zcnas.spaces import get_space
 
-    return get_space("nb201").sample(n, np.random.default_rng(seed))
+    return get_space(space_name).sample(n, np.random.default_rng(seed))
 
 
-def measure(mode: str, n_archs: int, batch_size: int, proxies: list[str], repeats: int) -> dict:
+def measure(space_name: str, mode: str, n_archs: int, batch_size: int, proxies: list[str], repeats: int) -> dict:
     from zcnas.proxies import compute_proxies
     from zcnas.spaces import get_space
 
     torch.set_num_threads(1)
-    space = get_space("nb201")
+    space = get_space(space_name)
     x, y = _batch(batch_size)
     seconds = []
-    for i, arch in enumerate(_archs(n_archs, 0)):
+    for i, arch in enumerate(_archs(space_name, n_archs, 0)):
         torch.manual_seed(i)
-        model = space.build(arch, num_classes=10)
+        model = space.build(arch, num_classes=10, **space.default_options)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -69,6 +71,8 @@ def measure(mode: str, n_archs: int, batch_size: int, proxies: list[str], repeat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="nb201", help="search space (its full-size network)")
+    parser.add_argument("--modes", default="unit,shared,alone", help="which of unit,shared,alone to measure")
     parser.add_argument("--archs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
@@ -82,27 +86,34 @@ def main() -> None:
 
     proxies = [p.name for p in list_proxies()] if args.proxies == "all" else parse_proxy_list(args.proxies)
     if args._mode:
-        print(json.dumps(measure(args._mode, args.archs, args.batch_size, proxies, args.repeats)))
+        print(json.dumps(measure(args.space, args._mode, args.archs, args.batch_size, proxies, args.repeats)))
         return
 
+    from zcnas.spaces import get_space
+
+    modes = [m for m in ("unit", "shared", "alone") if m in args.modes.split(",")]
+    if "unit" not in modes or "shared" not in modes:
+        parser.error("--modes needs at least unit,shared")
     results = {}
-    for mode in ("unit", "shared", "alone"):
-        command = [sys.executable, __file__, "--_mode", mode, "--archs", str(args.archs),
+    for mode in modes:
+        command = [sys.executable, __file__, "--_mode", mode, "--space", args.space, "--archs", str(args.archs),
                    "--batch-size", str(args.batch_size), "--proxies", ",".join(proxies), "--repeats", str(args.repeats)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
 
     unit = np.array(results["unit"]["seconds"])
     shared = np.array(results["shared"]["seconds"])
-    alone = np.array(results["alone"]["seconds"])
+    options = ", ".join(f"{k}={v}" for k, v in get_space(args.space).default_options.items())
     print(f"{len(proxies)} proxies: {', '.join(proxies)}")
-    print(f"{args.archs} NB201 architectures (C=16, N=5), batch {args.batch_size}, CPU, 1 thread, best of {args.repeats}")
+    print(f"{args.archs} {args.space} architectures ({options}), batch {args.batch_size}, CPU, 1 thread, best of {args.repeats}")
     print(f"  one forward+backward       {statistics.median(unit):8.3f} s/arch (median)")
     print(f"  suite, shared passes       {statistics.median(shared):8.3f} s/arch   peak RSS {results['shared']['peak_mib']:7.0f} MiB")
-    print(f"  suite, each proxy alone    {statistics.median(alone):8.3f} s/arch   peak RSS {results['alone']['peak_mib']:7.0f} MiB")
-    print(f"  alone / shared             {statistics.median(alone / shared):8.2f} x   (goal >= 2.5)")
     print(f"  shared cost                {statistics.median(shared / unit):8.2f} forward+backward equivalents (goal <= 6)")
-    print(f"  alone cost                 {statistics.median(alone / unit):8.2f} forward+backward equivalents")
+    if "alone" in results:
+        alone = np.array(results["alone"]["seconds"])
+        print(f"  suite, each proxy alone    {statistics.median(alone):8.3f} s/arch   peak RSS {results['alone']['peak_mib']:7.0f} MiB")
+        print(f"  alone / shared             {statistics.median(alone / shared):8.2f} x   (goal >= 2.5)")
+        print(f"  alone cost                 {statistics.median(alone / unit):8.2f} forward+backward equivalents")
     print(f"  (peak RSS of a bare forward+backward worker: {results['unit']['peak_mib']:.0f} MiB)")
 
 
