@@ -64,15 +64,17 @@ def test_schema_of_a_report(tmp_path):
     for name in report["metrics"]:
         cell = good[name]
         assert set(cell) >= {"value", "low", "high"}
-        if cell["value"] is None:  # τ among the top 1% = 1 architecture: undefined
-            assert name == "top1_kendall" and cell["low"] is None
+        if cell["value"] is None:  # a top-k set of 6 or 1 of 60 architectures: undefined, and why
+            assert cell["k"] < 10 and cell["low"] is None and "fewer than 10" in cell["reason"], name
             continue
         assert cell["low"] <= cell["value"] + 1e-9 and cell["value"] - 1e-9 <= cell["high"], name
     assert good["top10_precision"]["k"] == 6 and good["top1_precision"]["k"] == 1
     assert good["spearman"]["value"] == pytest.approx(stats.spearmanr(store.scores["good"], store.targets["acc"]).statistic)
     assert len(good["scatter"]["proxy_rank"]) == 60
     pending = by_name["pending"]["targets"]["acc"]
-    assert pending["n"] == 0 and pending["spearman"] == {"value": None, "low": None, "high": None}
+    assert pending["n"] == 0 and pending["spearman"] == {
+        "value": None, "low": None, "high": None, "reason": "fewer than 3 architectures with a finite score and target (0)",
+    }
     text = to_json(report)
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["proxies"][0]["proxy"] == "good"

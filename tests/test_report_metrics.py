@@ -12,6 +12,7 @@ from zcnas.report.metrics import (
     metric_names,
     parse_top_k,
     point_metrics,
+    point_metrics_with_reasons,
     selection_share,
     top_k_count,
     top_k_precision,
@@ -84,4 +85,22 @@ def test_point_metrics_has_every_metric_and_none_where_undefined():
     values = point_metrics(np.array([1.0, 1, 1]), np.array([1.0, 2, 3]))
     assert list(values) == metric_names()
     assert values["spearman"] is None and values["kendall"] is None
-    assert values["top10_precision"] == pytest.approx(1 / 3)
+    assert values["top10_precision"] is None  # the top 10% of 3 is 1 architecture: too few
+
+
+def test_a_top_k_metric_over_fewer_than_10_architectures_is_undefined_with_its_reason():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=240)
+    score = target + rng.normal(0, 1, 240)
+    # Kendall among the true top 1% of 240 = 3 architectures could only be ±1 or ±1/3
+    assert kendall_in_top_k(score, target, 1) is not None
+    values, reasons = point_metrics_with_reasons(score, target, (10, 1))
+    assert values["top1_kendall"] is None and values["top1_precision"] is None
+    assert reasons["top1_kendall"] == "the top 1% of 240 architectures is 3, fewer than 10: too few to measure"
+    assert values["top10_kendall"] == pytest.approx(kendall_in_top_k(score, target, 10))  # 24: kept
+    assert values["top10_precision"] == pytest.approx(top_k_precision(score, target, 10))
+    assert set(reasons) == {"top1_kendall", "top1_precision"}
+    _, reasons = point_metrics_with_reasons(np.ones(240), target, (10,))
+    assert reasons["spearman"] == "the proxy gives every architecture the same score"
+    assert reasons["top10_kendall"] == "the proxy or the target is constant within the true top 10%"
+    assert "top10_precision" not in reasons  # a constant proxy's precision is defined: k/n

@@ -19,7 +19,7 @@ from zcnas import __version__
 from zcnas.errors import ZcnasError
 from zcnas.report import bootstrap
 from zcnas.report.ceiling import noise_ceilings, parse_ceiling_pair
-from zcnas.report.metrics import DEFAULT_TOP_K, metric_names, point_metrics, top_k_count, top_k_metric_names
+from zcnas.report.metrics import DEFAULT_TOP_K, metric_names, point_metrics_with_reasons, top_k_count, top_k_metric_names
 from zcnas.run.store import FAILED, OK, RunStore
 
 REPORT_SCHEMA_VERSION = 2
@@ -84,7 +84,7 @@ def build_report(
         replicates = bootstrap.bootstrap_many(scores, values, counts, top_k) if counts is not None else None
         per_target[target] = {}
         for proxy, score in scores.items():
-            point = point_metrics(score, values, top_k)
+            point, reasons = point_metrics_with_reasons(score, values, top_k)
             keep = np.isfinite(score) & np.isfinite(values)
             pairs_n = int(keep.sum())
             entry: dict = {"n": pairs_n}
@@ -93,6 +93,8 @@ def build_report(
                 if replicates is not None and point[name] is not None:
                     low, high = bootstrap.percentile_interval(replicates[proxy][name], confidence)
                 entry[name] = {"value": point[name], "low": low, "high": high}
+                if name in reasons:
+                    entry[name]["reason"] = reasons[name]
             for percent in top_k:
                 for name in top_k_metric_names(percent):
                     entry[name]["k"] = top_k_count(percent, pairs_n) if pairs_n else 0
@@ -131,6 +133,7 @@ def build_report(
         "seed": store.spec.seed,
         "batch_size": store.spec.batch_size,
         "architectures": n,
+        "pending": len(store.pending_rows()),  # architectures some proxy has not finished yet
         "metrics": names,
         "top_k_percent": [float(p) for p in top_k],
         "bootstrap": {
@@ -142,9 +145,21 @@ def build_report(
             "seconds": round(seconds, 3),
         },
         "targets": targets,
+        "run_targets": known,
+        "primary_target": primary_target(targets, store.primary_target),
         "noise_ceiling": ceilings,
         "proxies": proxies,
     }
+
+
+def primary_target(targets: Sequence[str], declared: str | None) -> str | None:
+    """The target a report leads with: the run's primary target (the benchmark's
+    `primary_target` attribute, else its first target; docs/benchmark-format.md) when the report
+    has it, else the report's first target (runs from before zcnas recorded it, or a --target
+    list that leaves it out)."""
+    if declared in targets:
+        return declared
+    return targets[0] if targets else None
 
 
 def _scatter(score: np.ndarray, target: np.ndarray, limit: int, rng: np.random.Generator) -> dict:

@@ -16,11 +16,14 @@ from html import escape
 
 from zcnas.report.metrics import metric_label
 from zcnas.report.render import (
+    Footnotes,
     above_ceiling,
+    architectures_phrase,
     bootstrap_sentence,
     ceiling_sentence,
     fmt,
     fmt_interval,
+    ordered_targets,
     ranked_proxies,
     table_columns,
 )
@@ -207,6 +210,7 @@ def _table(report: dict, target: str) -> str:
     """The per-target table; intervals under their values, so the table fits the page."""
     head = "".join(f"<th>{escape(c)}</th>" for c in table_columns(report))
     ceiling = (report.get("noise_ceiling") or {}).get(target)
+    notes = Footnotes()
     rows = []
     for entry in ranked_proxies(report, target):
         cells = entry["targets"][target]
@@ -214,13 +218,14 @@ def _table(report: dict, target: str) -> str:
         row = [f"<td>{escape(entry['proxy'])}{flag}</td>"]
         for metric in report["metrics"]:
             cell = cells[metric]
-            text = fmt(cell["value"])
+            text = fmt(cell["value"]) if cell["value"] is not None else escape(notes.undefined(cell))
             if cell["value"] is not None and cell["low"] is not None:
                 text += f'<br><span class="ci">[{fmt(cell["low"])}, {fmt(cell["high"])}]</span>'
             row.append(f"<td>{text}</td>")
         row += [f"<td>{cells['n']}</td>", f"<td>{entry['failed']}</td>", f"<td>{fmt(entry['median_seconds'], 4)}</td>"]
         rows.append("<tr>" + "".join(row) + "</tr>")
-    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    footnotes = "".join(f'<p class="note footnote">{escape(line)}</p>' for line in notes.lines())
+    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{footnotes}'
 
 
 def expected_svg_count(report: dict) -> int:
@@ -230,6 +235,7 @@ def expected_svg_count(report: dict) -> int:
 
 def to_html(report: dict) -> str:
     title = f"zcnas report: {report['benchmark']}"
+    where = f" of {report['search_space']} on {report['dataset']}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -241,12 +247,12 @@ def to_html(report: dict) -> str:
         "</head>",
         "<body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">{report["architectures"]} architectures of {escape(report["search_space"])} on '
-        f'{escape(report["dataset"])}; run seed {report["seed"]}, probe batch {report["batch_size"]}; '
+        f'<p class="meta">{escape(architectures_phrase(report, where))}; '
+        f'run seed {report["seed"]}, probe batch {report["batch_size"]}; '
         f'zcnas {escape(report["zcnas_version"])}, {escape(report["created"])}.</p>',
         f'<p class="meta">{escape(bootstrap_sentence(report))} ▲: above the noise ceiling.</p>',
     ]
-    for target in report["targets"]:
+    for target in ordered_targets(report):
         parts += [
             f'<section class="target" data-target="{escape(target)}">',
             f"<h2>{escape(target)}</h2>",

@@ -23,6 +23,11 @@ from scipy import stats
 
 DEFAULT_TOP_K = (10.0, 1.0)
 
+# A top-k metric over fewer architectures is not reported (undefined, with the reason): Kendall's
+# τ among 2 or 3 architectures can only be ±1 or ±1/3, a precision over 3 only 0, 1/3, 2/3 or 1,
+# numbers that look like measurements and are coin flips.
+MIN_TOP_K_ARCHITECTURES = 10
+
 
 def spearman(score: np.ndarray, target: np.ndarray) -> float:
     return float(stats.spearmanr(score, target).statistic)
@@ -169,10 +174,49 @@ def kendall_in_top_k(score: np.ndarray, target: np.ndarray, percent: float) -> f
 
 
 def point_metrics(score: np.ndarray, target: np.ndarray, top_k: Sequence[float] = DEFAULT_TOP_K) -> dict[str, float | None]:
-    """Every metric of `metric_names(top_k)` for one proxy and one target (None where undefined)."""
-    values: dict[str, float | None] = dict(correlations(score, target))
+    """Every metric of `metric_names(top_k)` for one proxy and one target (None where undefined;
+    `point_metrics_with_reasons` also says why)."""
+    return point_metrics_with_reasons(score, target, top_k)[0]
+
+
+def point_metrics_with_reasons(
+    score: np.ndarray, target: np.ndarray, top_k: Sequence[float] = DEFAULT_TOP_K
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """`point_metrics`, and a reason (a clause) for each metric it leaves undefined."""
+    results = _evaluate(score, target, top_k)
+    return {name: value for name, (value, _) in results.items()}, {name: why for name, (_, why) in results.items() if why}
+
+
+def _evaluate(score, target, top_k: Sequence[float]) -> dict[str, tuple[float | None, str | None]]:
+    """(value, None) or (None, reason) for every metric of `metric_names(top_k)`."""
+    paired_score, paired_target = paired_finite(score, target)
+    n = len(paired_score)
+    if n < 3:
+        common = f"fewer than 3 architectures with a finite score and target ({n})"
+    elif np.ptp(paired_score) == 0:
+        common = "the proxy gives every architecture the same score"
+    elif np.ptp(paired_target) == 0:
+        common = "the target is the same for every architecture"
+    else:
+        common = None
+    results: dict[str, tuple[float | None, str | None]] = {}
+    for name, value in correlations(paired_score, paired_target).items():
+        results[name] = (value, None) if value is not None else (None, common or "undefined")
     for percent in top_k:
         precision, within = top_k_metric_names(percent)
-        values[precision] = top_k_precision(score, target, percent)
-        values[within] = kendall_in_top_k(score, target, percent)
-    return {name: values[name] for name in metric_names(top_k)}
+        if n == 0:
+            results[precision] = results[within] = (None, "no architecture with a finite score and target")
+            continue
+        k = top_k_count(percent, n)
+        if k < MIN_TOP_K_ARCHITECTURES:
+            reason = (
+                f"the top {percent_label(percent)}% of {n} architectures is {k}, fewer than "
+                f"{MIN_TOP_K_ARCHITECTURES}: too few to measure"
+            )
+            results[precision] = results[within] = (None, reason)
+            continue
+        results[precision] = (top_k_precision(paired_score, paired_target, percent), None)
+        value = kendall_in_top_k(paired_score, paired_target, percent)
+        reason = None if value is not None else f"the proxy or the target is constant within the true top {percent_label(percent)}%"
+        results[within] = (value, reason)
+    return {name: results[name] for name in metric_names(top_k)}

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from zcnas.report.metrics import metric_label
 
@@ -23,10 +24,33 @@ def fmt(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def fmt_interval(cell: dict | None, digits: int = 3) -> str:
-    """'0.712 [0.690, 0.731]', or the value alone without an interval, or '—'."""
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+class Footnotes:
+    """The reasons of one table's undefined cells, numbered in order of appearance: `undefined`
+    gives the cell's text ("—¹"), `lines` the notes to print under the table."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def undefined(self, cell: dict | None) -> str:
+        reason = (cell or {}).get("reason")
+        if not reason:
+            return "—"
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+        return "—" + str(self.reasons.index(reason) + 1).translate(SUPERSCRIPTS)
+
+    def lines(self) -> list[str]:
+        return [f"{str(i).translate(SUPERSCRIPTS)} undefined: {reason}." for i, reason in enumerate(self.reasons, 1)]
+
+
+def fmt_interval(cell: dict | None, digits: int = 3, notes: Footnotes | None = None) -> str:
+    """'0.712 [0.690, 0.731]', or the value alone without an interval, or '—' (with the mark of
+    its reason in `notes`, when given)."""
     if not cell or cell.get("value") is None:
-        return "—"
+        return notes.undefined(cell) if notes is not None else "—"
     text = fmt(cell["value"], digits)
     if cell.get("low") is not None and cell.get("high") is not None:
         text += f" [{fmt(cell['low'], digits)}, {fmt(cell['high'], digits)}]"
@@ -82,9 +106,10 @@ def _proxy_rows(report: dict, target: str, metric_cells: Callable[[dict], list[s
     return rows
 
 
-def table_rows(report: dict, target: str) -> list[list[str]]:
+def table_rows(report: dict, target: str, notes: Footnotes | None = None) -> list[list[str]]:
+    """The full table's rows; undefined cells marked with their reason in `notes` when given."""
     names = report["metrics"]
-    return _proxy_rows(report, target, lambda cells: [*[fmt_interval(cells[m]) for m in names], str(cells["n"])])
+    return _proxy_rows(report, target, lambda cells: [*[fmt_interval(cells[m], notes=notes) for m in names], str(cells["n"])])
 
 
 def terminal_columns(report: dict) -> list[str]:
@@ -93,22 +118,25 @@ def terminal_columns(report: dict) -> list[str]:
     return ["proxy", "Spearman ρ (95%)", "Kendall τ (95%)", "Pearson r", *[metric_label(m).replace(" precision", "") for m in precision], "failed", "s/arch"]
 
 
-def terminal_rows(report: dict, target: str) -> list[list[str]]:
+def terminal_rows(report: dict, target: str, notes: Footnotes | None = None) -> list[list[str]]:
+    """The compact table's rows; `notes` collects the reasons of undefined cells."""
     precision = [m for m in report["metrics"] if m.endswith("_precision")]
+    notes = notes if notes is not None else Footnotes()
+
+    def value(cell: dict) -> str:
+        return notes.undefined(cell) if cell["value"] is None else fmt(cell["value"])
 
     def compact(cell: dict) -> str:
-        if cell["value"] is None:
-            return "—"
-        if cell["low"] is None:
-            return fmt(cell["value"])
+        if cell["value"] is None or cell["low"] is None:
+            return value(cell)
         return f"{fmt(cell['value'])} ({fmt(cell['low'], 2)}–{fmt(cell['high'], 2)})"
 
     def metric_cells(cells: dict) -> list[str]:
         return [
             compact(cells["spearman"]),
             compact(cells["kendall"]),
-            fmt(cells["pearson"]["value"]),
-            *[fmt(cells[m]["value"]) for m in precision],
+            value(cells["pearson"]),
+            *[value(cells[m]) for m in precision],
         ]
 
     return _proxy_rows(report, target, metric_cells)
@@ -151,6 +179,45 @@ def ceiling_sentence(report: dict, target: str) -> str:
     )
 
 
+def architectures_phrase(report: dict, of: str = "") -> str:
+    """'40 architectures' of a finished run, '14 of 40 architectures scored (26 pending)' of an
+    unfinished one; `of` (e.g. ' of nb201 on cifar10') goes after 'architectures'."""
+    total, pending = report["architectures"], report.get("pending") or 0
+    if not pending:
+        return f"{total} architectures{of}"
+    return f"{total - pending} of {total} architectures{of} scored ({pending} pending)"
+
+
+def ordered_targets(report: dict) -> list[str]:
+    """The report's targets, its primary target first (docs/report-format.md)."""
+    targets = list(report["targets"])
+    primary = report.get("primary_target")
+    return [primary, *[t for t in targets if t != primary]] if primary in targets else targets
+
+
+def summary_columns() -> list[str]:
+    """Columns of the one-line-per-target summary (`summary_rows`)."""
+    return ["target", "best proxy", "Spearman ρ (95%)", "noise ceiling ρ"]
+
+
+def summary_rows(report: dict, targets: list[str]) -> list[list[str]]:
+    """One row per target: the proxy with the best Spearman ρ, its ρ and interval, the ceiling."""
+    rows = []
+    for target in targets:
+        best = ranked_proxies(report, target)[0] if report["proxies"] else None
+        cell = best["targets"][target]["spearman"] if best else None
+        ceiling = (report.get("noise_ceiling") or {}).get(target)
+        rows.append(
+            [
+                target,
+                best["proxy"] if best and cell["value"] is not None else "—",
+                fmt_interval(cell),
+                fmt_interval(ceiling["metrics"]["spearman"]["ceiling"]) if ceiling else "none",
+            ]
+        )
+    return rows
+
+
 def bootstrap_sentence(report: dict) -> str:
     b = report.get("bootstrap", {})
     if not b.get("resamples"):
@@ -163,23 +230,28 @@ def bootstrap_sentence(report: dict) -> str:
 
 def to_markdown(report: dict) -> str:
     top = ", ".join(f"{p:g}%" for p in report.get("top_k_percent", []))
+    where = f" of {report['search_space']} on {report['dataset']}"
     lines = [
         f"# zcnas report: {report['benchmark']}",
         "",
-        f"{report['architectures']} architectures of {report['search_space']} on {report['dataset']}, "
+        f"{architectures_phrase(report, where)}, "
         f"seed {report['seed']}, probe batch {report['batch_size']}.",
         "",
         bootstrap_sentence(report) + (f" Top-k: {top} (k = ceil(k% of n), at least 1)." if top else ""),
         "",
     ]
-    for target in report["targets"]:
+    for target in ordered_targets(report):
         columns = table_columns(report)
-        lines += [f"## {target}", "", ceiling_sentence(report, target), ""]
+        primary = " (primary target)" if target == report.get("primary_target") and len(report["targets"]) > 1 else ""
+        lines += [f"## {target}{primary}", "", ceiling_sentence(report, target), ""]
         lines.append("| " + " | ".join(columns) + " |")
         lines.append("|---|" + "---:|" * (len(columns) - 1))
-        for row in table_rows(report, target):
+        notes = Footnotes()
+        for row in table_rows(report, target, notes):
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+        if notes.reasons:
+            lines += [*[line + "  " for line in notes.lines()], ""]
         if any(above_ceiling(e["targets"][target], report.get("noise_ceiling", {}).get(target)) for e in report["proxies"]):
             lines += ["▲ above the noise ceiling: suspect a leak of the target into the proxy.", ""]
     failures = [e for e in report["proxies"] if e["failed"]]
@@ -192,10 +264,23 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def report_paths(run_path: str | os.PathLike) -> dict[str, Path]:
-    """Where the report files of a run go: RUN.report.json, .md and .html next to RUN.h5."""
+def report_paths(run_path: str | os.PathLike, targets: Sequence[str] | None = None) -> dict[str, Path]:
+    """Where the report files of a run go: RUN.report.json, .md and .html next to RUN.h5; a
+    report of only some of the run's `targets` goes to RUN.report.<T1>+<T2>.json etc., so it
+    never replaces the report of every target."""
     stem = Path(run_path).with_suffix("")
-    return {kind: stem.with_name(stem.name + suffix) for kind, suffix in SUFFIXES.items()}
+    part = ""
+    if targets:
+        part = "." + "+".join(re.sub(r"[^A-Za-z0-9_.-]", "_", t) for t in targets)
+    return {kind: stem.with_name(stem.name + ".report" + part + suffix[len(".report"):]) for kind, suffix in SUFFIXES.items()}
+
+
+def restricted_targets(report: dict) -> list[str] | None:
+    """The report's targets when they are only some of the run's (`--target`), else None."""
+    run_targets = report.get("run_targets")
+    if run_targets is None or set(report["targets"]) >= set(run_targets):
+        return None
+    return list(report["targets"])
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -208,7 +293,7 @@ def write_report_files(report: dict, run_path: str | os.PathLike, *, html: bool 
     """Write the report next to the run file (each atomically); kind -> path of what was written."""
     from zcnas.report.html import to_html
 
-    paths = report_paths(run_path)
+    paths = report_paths(run_path, restricted_targets(report))
     texts = {"json": to_json(report), "md": to_markdown(report)}
     if html:
         texts["html"] = to_html(report)
