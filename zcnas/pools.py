@@ -8,6 +8,7 @@ determinism make each task a pure function of its own seed.
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 from zcnas.errors import RunError
@@ -23,6 +24,10 @@ def _in_process(function, tasks: list, payload) -> Iterator:
 # normal case here, and each restart re-imports torch and re-sends the payload mid-run, with a
 # "worker stopped" warning. The worker's footprint stays bounded by the largest task.
 _LOKY_LEAK_LIMIT_BYTES = 1 << 40
+
+# joblib's UserWarning when a generator of results is closed before its end ("... tasks which
+# were still being processed by the workers have been cancelled. You could benefit from ...").
+_CANCELLED_WARNING = r"(?s).*(have been cancelled|successfully executed +but not used)"
 
 
 def _in_loky_worker(function, task, payload):
@@ -40,7 +45,17 @@ def _loky(function, tasks: list, payload, workers: int) -> Iterator:
     from joblib import Parallel, delayed
 
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered", batch_size=1)
-    yield from parallel(delayed(_in_loky_worker)(function, task, payload) for task in tasks)
+    results = parallel(delayed(_in_loky_worker)(function, task, payload) for task in tasks)
+    try:
+        for result in results:  # not `yield from`: that would close `results` before we can
+            yield result
+    except GeneratorExit:
+        # The caller stopped early (Ctrl-C, SIGTERM, a failed write): cancelling the tasks
+        # still queued is the point, so joblib's warning that it did so is noise there.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CANCELLED_WARNING, category=UserWarning)
+            results.close()
+        raise
 
 
 def _dask(function, tasks: list, payload, scheduler: str) -> Iterator:
