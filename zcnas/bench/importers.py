@@ -72,8 +72,10 @@ def import_csv(
     ``arch_str``) or ``"naslib"`` (NASLib 6-tuples such as ``"4,3,3,0,0,0"``; default column
     ``naslib_op_indices``). Ids come from `index_column` (default ``index``; when the CSV has
     no such column the row number is used). Targets are `target_columns`, or by default every
-    column whose non-empty cells are all numbers, minus the id/encoding columns and
-    `exclude_columns`; an empty cell is NaN (not measured).
+    column whose non-empty cells are at least half numbers, minus the id/encoding columns and
+    `exclude_columns`; an empty cell is NaN (not measured). A target cell that is not a number,
+    and a default target column without a single value, are refused with their line and
+    column (never a column dropped without a word); a column of mostly text is not a target.
     """
     csv_path, out_path = Path(csv_path), Path(out_path)
     if encoding not in ENCODINGS:
@@ -119,12 +121,14 @@ def import_csv(
 
     skip = {arch_column, index_column, *exclude_columns}
     if target_columns is None:
-        chosen = [c for c in header if c not in skip and _is_numeric_column(rows, header.index(c))]
+        chosen = [c for c in header if c not in skip and _is_numeric_column(csv_path, rows, header.index(c), c)]
+        hint = "leave the column out with --exclude {column}"
     else:
         chosen = list(target_columns)
+        hint = "leave it out of --target"
     if not chosen:
         raise BenchmarkError(f"CSV {csv_path} has no numeric target column; name them with --target.")
-    targets = {column: _float_column(csv_path, header, rows, column) for column in chosen}
+    targets = {column: _float_column(csv_path, header, rows, column, hint.format(column=column)) for column in chosen}
 
     write_benchmark(
         out_path,
@@ -177,18 +181,32 @@ def _parse_float(cell: str) -> float:
     return math.nan if text == "" else float(text)
 
 
-def _is_numeric_column(rows, at: int) -> bool:
-    any_value = False
+def _is_numeric_column(path, rows, at: int, column: str) -> bool:
+    """Whether a column is meant as a target: at least half of its non-empty cells are numbers
+    (its other cells are then refused by `_float_column`, with their line). A named column
+    with no value at all (every cell empty or NaN) is refused here: dropping it would lose it
+    without a word, keeping it would add a target that ranks nothing."""
+    values = []
     for row in rows:
         try:
-            value = _parse_float(row[at])
+            values.append(_parse_float(row[at]))
         except ValueError:
-            return False
-        any_value = any_value or not math.isnan(value)
-    return any_value
+            values.append(None)
+    filled = [v for v, row in zip(values, rows) if row[at].strip()]
+    numbers = [v for v in filled if v is not None]
+    if 2 * len(numbers) < len(filled):
+        return False  # a text column (names, notes, another encoding)
+    if len(numbers) == len(filled) and all(math.isnan(v) for v in numbers):
+        if not column:
+            return False  # an unnamed, empty column (a trailing comma on every line)
+        raise BenchmarkError(
+            f"CSV {path}: column {column!r} has no value on any line (every cell empty or NaN); "
+            f"leave it out with --exclude {column}, or fill it in."
+        )
+    return True
 
 
-def _float_column(path, header, rows, column) -> np.ndarray:
+def _float_column(path, header, rows, column, hint: str = "") -> np.ndarray:
     at = header.index(column)
     values = np.empty(len(rows))
     for row_number, row in enumerate(rows):
@@ -196,7 +214,8 @@ def _float_column(path, header, rows, column) -> np.ndarray:
             values[row_number] = _parse_float(row[at])
         except ValueError:
             raise BenchmarkError(
-                f"CSV {path} line {row_number + 2}: target column {column!r} holds {row[at]!r}, which is not a number."
+                f"CSV {path} line {row_number + 2}: target column {column!r} holds {row[at]!r}, which is not a number; "
+                f"fix that cell (leave it empty if it was not measured){' or ' + hint if hint else ''}."
             ) from None
     return values
 
