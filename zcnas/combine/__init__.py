@@ -7,7 +7,8 @@ Every method obeys one small interface (scikit-learn style, see `base.Combiner`)
     scores = model.predict(Features.from_run(store))             # higher = predicted better
     model.save("ridge.npz"); model = load_model("ridge.npz")      # one file, no pickle
 
-Methods (`METHODS`): rank_average, ridge, robot (needs the ``robot`` extra), parzc.
+Methods (`METHODS`, see `list_methods`): rank_average, az_nas, ridge, robot (needs the ``robot``
+extra), parzc.
 `evaluate_combine` is what `zcnas combine` runs; `apply_model` scores a run with a saved model
 (what ``zcnas score --proxies combined:MODEL`` uses). See docs/combine.md.
 """

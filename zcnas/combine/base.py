@@ -16,6 +16,7 @@ import inspect
 import json
 import os
 import warnings
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 
 from zcnas import __version__
 from zcnas.combine.features import CombineError, Features
+from zcnas.files import identify, wrong_kind
 
 MODEL_KIND = "zcnas-combine-model"
 MODEL_FORMAT_VERSION = 1
@@ -88,6 +90,7 @@ class Combiner:
       the features it is fitted on).
     * ``population_relative``: whether a prediction depends on the other architectures
       predicted together with it (rank averaging): score a whole run at once.
+    * ``extra``: the zcnas extra it needs installed (``pip install 'zcnas[EXTRA]'``), if any.
     """
 
     name: ClassVar[str] = ""
@@ -95,6 +98,7 @@ class Combiner:
     default_proxies: ClassVar[tuple[str, ...] | None] = None
     population_relative: ClassVar[bool] = False
     reference: ClassVar[str] = ""
+    extra: ClassVar[str | None] = None
 
     proxies: Sequence[str] | None
 
@@ -223,11 +227,15 @@ class Combiner:
                 raise TypeError(f"fitted array {key} has dtype object; model files hold numbers only")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta, sort_keys=True, default=_plain)), **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, meta=np.array(json.dumps(meta, sort_keys=True, default=_plain)), **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed save leaves no stray file
+            raise
         return path
 
     @classmethod
@@ -288,10 +296,19 @@ def read_model_file(path: str | os.PathLike, *, arrays: bool = True) -> tuple[di
     path = Path(path)
     if not path.exists():
         raise CombineError(f"Model file {path} does not exist; fit one with `zcnas combine RUN --out {path}`.")
+    if path.is_dir():
+        raise CombineError(f"{path} is a directory, not a zcnas combine model.")
+    found = identify(path)
+    if found is not None and found.name != "combine-model":
+        raise CombineError(wrong_kind(path, found, "a combine model"))
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"][()]))
             fitted = {k[len("fitted/"):]: data[k] for k in data.files if arrays and k.startswith("fitted/")}
+    except (zipfile.BadZipFile, EOFError):  # cut short: a copy interrupted, a full disk
+        raise CombineError(
+            f"{path} is a truncated or damaged combine model; write it again with `zcnas combine RUN --out {path}`."
+        ) from None
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
         raise CombineError(f"{path} is not a readable zcnas combine model ({type(error).__name__}).") from None
     if not isinstance(meta, dict) or meta.get("kind") != MODEL_KIND:

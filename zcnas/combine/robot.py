@@ -82,6 +82,7 @@ def _upper_confidence_bound(acquisition, kappa: float, restarts: int, seed: int)
 @register
 class Robot(Combiner):
     name = "robot"
+    extra = "robot"  # bayesian-optimization
     reference = "He et al., ICLR 2024 (RoBoT), hzf1174/RoBoT search_nb201.py"
 
     def __init__(
