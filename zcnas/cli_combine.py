@@ -13,8 +13,10 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
-from zcnas.cli_common import console, user_errors
+from zcnas.cli_common import check_seed, console, user_errors
+from zcnas.files import check_writable
 
 
 def _split_names(text: str | None) -> list[str]:
@@ -142,10 +144,32 @@ def print_summary(summary: dict, model_path: Path, summary_path: Path) -> None:
     console.print(f"model (fitted on split {seeds[0]}): {model_path}\nsummary: {summary_path}", highlight=False)
 
 
+def method_help() -> str:
+    """The --method help, from the combine registry (each method's `extra` says what it needs)."""
+    from zcnas.combine import METHODS, list_methods
+
+    names = [
+        f"{name} (needs pip install 'zcnas[{METHODS[name].extra}]')" if METHODS[name].extra else name
+        for name in list_methods()
+    ]
+    return "Combine method: " + ", ".join(names) + " (docs/combine.md)."
+
+
+class CombineCommand(TyperCommand):
+    """`zcnas combine` with its --method help filled from the registry when help is shown (the
+    method modules import torch and scipy: only `--help` pays for that, not every zcnas call)."""
+
+    def format_help(self, ctx, formatter):
+        for param in self.params:
+            if param.name == "method":
+                param.help = method_help()
+        return super().format_help(ctx, formatter)
+
+
 @user_errors
 def combine_command(
     run: Path = typer.Argument(..., help="Run file written by `zcnas score`.", show_default=False),
-    method: str = typer.Option("ridge", "--method", "-m", help="rank_average, ridge, robot (needs the robot extra: pip install zcnas\\[robot]) or parzc."),
+    method: str = typer.Option("ridge", "--method", "-m", help="Combine method (listed by zcnas combine --help)."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Target to learn (default: the run's only target)."),
     train_size: int = typer.Option(100, "--train-size", "-k", help="Architectures to fit on; all the others are held out."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first split (repeats use seed+1, seed+2, ...)."),
@@ -168,6 +192,7 @@ def combine_command(
     from zcnas.run.store import RunStore
 
     get_method(method)  # an unknown method is refused before the run is read
+    check_seed(seed)
     params = parse_params(method, param)
     percents = parse_top_k(top_k)
     if resamples < 0:
@@ -182,6 +207,8 @@ def combine_command(
     summary_path = summary_path_for(model_path)
     if summary_path == model_path:
         raise CombineError(f"--out {model_path} would be overwritten by its own JSON summary; give the model another suffix, e.g. .npz.")
+    check_writable(model_path, "--out", example=f"{run.stem}.{method}.npz")
+    check_writable(summary_path, "the JSON summary")
 
     def fit_all(progress=None):
         return evaluate_combine(
