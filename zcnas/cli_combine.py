@@ -79,6 +79,8 @@ def parse_params(method: str, items: list[str]) -> dict:
             params[key] = _coerce(value, defaults[key])
         except ValueError:
             raise CombineError(f"--param {key} expects a {type(defaults[key]).__name__}; got {value!r}.") from None
+        if key == "seed":  # a method's own seed (parzc, robot): the same range as every seed
+            check_seed(params[key], "--param seed")
     return params
 
 
