@@ -256,6 +256,15 @@ def test_split_rows_is_seeded_and_disjoint():
     assert not np.array_equal(train, split_rows(usable, 10, seed=4)[0])
 
 
+def test_a_held_out_top_k_metric_too_small_to_measure_is_undefined_without_an_interval(run):
+    result = evaluate_combine(run, "ridge", "half_nan", 20, seed=7, repeats=1, resamples=50, top_k=(10,))
+    split = result.summary["splits"][0]
+    assert split["n_test"] < 91  # so the top 10% of the held-out architectures is fewer than 10
+    assert split["metrics"]["top10_kendall"] is None and split["metrics"]["top10_precision"] is None
+    assert split["intervals"]["top10_kendall"] == [None, None] and split["intervals"]["top10_precision"] == [None, None]
+    assert split["intervals"]["kendall"][0] is not None
+
+
 def test_evaluate_combine_reports_every_split_and_the_single_proxies(run):
     result = evaluate_combine(run, "ridge", "half_nan", 20, seed=7, repeats=2, resamples=50, top_k=(10,))
     summary = result.summary

@@ -152,7 +152,11 @@ def evaluate_combine(
         if resamples > 0:
             counts = resample_counts(len(test), int(resamples), split_seed)
             replicates = bootstrap_metrics(prediction, y_test, counts, top_k)
-            intervals = {k: list(percentile_interval(replicates[k], confidence)) for k in names}
+            # no interval around an undefined value (e.g. a top-k set of fewer than 10 architectures)
+            intervals = {
+                k: list(percentile_interval(replicates[k], confidence)) if metrics[k] is not None else [None, None]
+                for k in names
+            }
 
         per_proxy, train_kendall = {}, {}
         for j, name in enumerate(singles):
