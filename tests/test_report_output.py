@@ -223,6 +223,8 @@ def test_the_benchmark_names_its_primary_target_and_a_run_records_it(tmp_path):
     path = write_benchmark(tmp_path / "b.h5", targets=targets, primary_target="acc", **common)
     assert open_benchmark(path).primary_target == "acc"
     assert open_benchmark(path).summary()["primary_target"] == "acc"
+    info = invoke("bench", "info", path)
+    assert re.search(r"^primary target\s+acc\s*$", info.output, flags=re.M), info.output
     with pytest.raises(BenchmarkError, match="primary target 'nope', which is not one of its targets"):
         write_benchmark(tmp_path / "bad.h5", targets=targets, primary_target="nope", **common)
     assert not (tmp_path / "bad.h5").exists()
