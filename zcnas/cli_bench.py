@@ -158,6 +158,77 @@ def import_analognas_command(
     _report_written(benchmark)
 
 
+@import_app.command("naslib-zc")
+@user_errors
+def import_naslib_zc_command(
+    table: Path = typer.Argument(
+        ..., help="NAS-Bench-Suite-Zero table: NASLib's zc_<space>.json, or the NB201 CSV export.", show_default=False
+    ),
+    task: Optional[str] = typer.Option(
+        None,
+        "--task",
+        "--dataset",
+        help="Task of a file with several (NB201: cifar10, cifar100, ImageNet16-120; TransNAS-Bench-101: its 7 "
+        "Taskonomy tasks), or 'all' for one benchmark and run per task in the --out folder.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Benchmark file to write (default: <table stem>[-<task>].h5); a folder with --task all."
+    ),
+    run_out: Optional[Path] = typer.Option(
+        None, "--run-out", help="Reference run file to write (default: <out stem>.suitezero.h5 next to --out)."
+    ),
+    space: Optional[str] = typer.Option(None, "--space", help="Search space (default: told from the file's structure)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Benchmark name (default: suitezero-<space>-<task>)."),
+    probe: Optional[Path] = typer.Option(
+        None,
+        "--probe",
+        help="Probe images to attach (buildable spaces only), so zcnas can score the same architectures: "
+        "an .npz or CIFAR python batch/directory, as for `bench import csv`.",
+    ),
+    num_classes: Optional[int] = typer.Option(
+        None, "--num-classes", help="Classes of the dataset (default: known for cifar10/100, ImageNet16-120; 1 for table-only spaces)."
+    ),
+    probe_size: Optional[int] = PROBE_SIZE,
+    probe_seed: int = PROBE_SEED,
+    probe_stats: ProbeStats = PROBE_STATS,
+    force: bool = FORCE,
+):
+    """Import a NAS-Bench-Suite-Zero table: a benchmark plus a finished reference run of Suite-Zero's scores.
+
+    The run (B.suitezero.h5) works with `zcnas report`, `zcnas combine` and `zcnas compare` at once;
+    its proxies carry zcnas's names (jacov -> jacob_cov) and signs (plain negated); see
+    docs/benchmark-format.md.
+
+    Example: zcnas bench import naslib-zc nb201_zc_naslib_subset725.csv --task cifar10 --out nb201-sz.h5
+    """
+    from rich.text import Text
+
+    from zcnas.bench.naslib_zc import ALL_TASKS, import_naslib_zc
+
+    if out is None:
+        suffix = "" if task in (None, ALL_TASKS) else f"-{task}"
+        out = Path(table.stem) if task == ALL_TASKS else Path(f"{table.stem}{suffix}.h5")
+    probe_set = _load_probe(probe, probe_size, probe_seed, probe_stats) if probe is not None else None
+    imported = import_naslib_zc(
+        table, out, task=task, space=space, name=name, probe=probe_set, run_out=run_out,
+        num_classes=num_classes, overwrite=force,
+    )
+    for result in imported:
+        failed = {proxy: count for proxy, count in result.failures.items() if count}
+        line = Text.assemble(
+            ("wrote", "green"),
+            f" {result.benchmark.path} ({result.benchmark.n_archs:,} architectures of {result.benchmark.search_space}, "
+            f"task {result.task}) and reference run {result.run_path} ({len(result.proxies)} proxies: "
+            f"{', '.join(result.proxies)})",
+        )
+        if result.duplicates:
+            line.append(f"; {result.duplicates} rows repeat an earlier architecture, first kept", style="yellow")
+        if failed:
+            text = ", ".join(f"{proxy} {count}" for proxy, count in failed.items())
+            line.append(f"; without a usable score: {text}", style="yellow")
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 def _report_written(benchmark) -> None:
     console.print(
         f"[green]wrote[/] {benchmark.path}: {benchmark.n_archs:,} architectures, "

@@ -216,6 +216,12 @@ def run_job(
 def _open_or_create(out: Path, spec: RunSpec, bench, rows: np.ndarray, options: JobOptions) -> RunStore:
     if out.exists() and options.resume:
         store = RunStore.open(out)
+        if store.spec.reference:
+            raise RunError(
+                f"{out} is a reference run imported from {store.spec.reference.get('source_file', 'another tool')} "
+                "(its scores were not computed by zcnas), so it cannot be resumed; score into a new --out "
+                "and set the two side by side with `zcnas compare`."
+            )
         differences = spec.differences(store.spec)
         if differences:
             raise RunError(

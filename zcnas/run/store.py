@@ -12,7 +12,8 @@ Two files on disk while a run is going:
 
 Layout of the results file (format_version 1; see docs/run-format.md):
 
-    attrs: format_version, kind="zcnas-run", spec (JSON of RunSpec), created, zcnas_version
+    attrs: format_version, kind="zcnas-run", spec (JSON of RunSpec), created, zcnas_version,
+           primary_target (optional: the target reports lead with)
     archs/encoding, archs/index, archs/seed          the sampled architectures, in sample order
     targets/<metric>, targets/<metric>_seeds         copied from the benchmark for these rows
     proxies/<name>/score     float64 (NaN until done or when failed)
@@ -38,6 +39,7 @@ import numpy as np
 
 from zcnas import __version__
 from zcnas.errors import RunError
+from zcnas.files import identify, wrong_kind
 from zcnas.proxies.compute import ProxyOutcome
 
 FORMAT_VERSION = 1
@@ -64,6 +66,10 @@ class RunSpec:
     # Derived columns: name -> saved combine model; filled from the other proxies once the
     # run is complete (`zcnas score --proxies combined:MODEL`), never computed per architecture.
     derived: dict = field(default_factory=dict)
+    # A reference run: scores imported from elsewhere (e.g. NAS-Bench-Suite-Zero by `zcnas bench
+    # import naslib-zc`), not computed by zcnas: its origin, source file and proxy mapping.
+    # Empty for runs zcnas scored; such a run cannot be resumed.
+    reference: dict = field(default_factory=dict)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -97,6 +103,9 @@ class RunStore:
     target_seeds: dict[str, np.ndarray]
     created: str
     slot_order: list[str] = field(default_factory=list)
+    # The target reports lead with (the benchmark's `primary_target`, else its first target);
+    # None in runs written before zcnas recorded it.
+    primary_target: str | None = None
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     status: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
@@ -116,6 +125,7 @@ class RunStore:
         targets: dict[str, np.ndarray],
         target_seeds: dict[str, np.ndarray] | None = None,
         slot_order: list[str] | None = None,
+        primary_target: str | None = None,
     ) -> "RunStore":
         path = Path(path)
         n = len(encodings)
@@ -129,6 +139,7 @@ class RunStore:
             target_seeds={k: np.asarray(v, dtype=np.float64) for k, v in (target_seeds or {}).items()},
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             slot_order=list(slot_order or []),
+            primary_target=primary_target if primary_target in targets else None,
         )
         for name in spec.columns:
             store.scores[name] = np.full(n, np.nan)
@@ -145,6 +156,11 @@ class RunStore:
         path = Path(path)
         if not path.exists():
             raise RunError(f"Run file {path} does not exist.")
+        if path.is_dir():
+            raise RunError(f"Run file {path} is a directory, not a run file.")
+        found = identify(path)
+        if found is not None and found.name != "run":
+            raise RunError(wrong_kind(path, found, "a zcnas run file"))
         try:
             with h5py.File(path, "r") as f:
                 store = cls._read(path, f)
@@ -175,6 +191,7 @@ class RunStore:
             target_seeds={},
             created=str(f.attrs.get("created", "")),
             slot_order=[str(s) for s in f.attrs.get("slot_order", [])],
+            primary_target=_text(f.attrs["primary_target"]) if "primary_target" in f.attrs else None,
         )
         for name, data in f["targets"].items():
             if name.endswith("_seeds"):
@@ -269,6 +286,16 @@ class RunStore:
     def checkpoint(self) -> None:
         """Write the whole results file atomically, then empty the journal it now contains."""
         tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self._write_file(tmp)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed checkpoint leaves no stray file
+            raise
+        _fsync_dir(self.path.parent)
+        _journal_path(self.path).unlink(missing_ok=True)
+
+    def _write_file(self, tmp: Path) -> None:
         strings = h5py.string_dtype("utf-8")
         with h5py.File(tmp, "w") as f:
             f.attrs["kind"] = "zcnas-run"
@@ -277,6 +304,8 @@ class RunStore:
             f.attrs["created"] = self.created
             f.attrs["zcnas_version"] = __version__
             f.attrs.create("slot_order", data=np.array(self.slot_order, dtype=object), dtype=strings)
+            if self.primary_target is not None:
+                f.attrs["primary_target"] = self.primary_target
             f.create_dataset("archs/encoding", data=np.array(self.encodings, dtype=object), dtype=strings)
             f.create_dataset("archs/index", data=self.index)
             f.create_dataset("archs/seed", data=self.arch_seeds)
@@ -298,9 +327,10 @@ class RunStore:
             f.flush()
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
-        _journal_path(self.path).unlink(missing_ok=True)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _journal_path(path: Path) -> Path:
