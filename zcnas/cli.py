@@ -42,6 +42,10 @@ from zcnas.cli_spaces import spaces_command  # noqa: E402
 
 app.command("spaces")(spaces_command)
 
+from zcnas.cli_compare import compare_command  # noqa: E402
+
+app.command("compare")(compare_command)
+
 DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks_data" / "default.h5"
 
 

@@ -1,0 +1,161 @@
+"""`zcnas compare`: per-proxy agreement of two runs on the architectures both scored.
+
+Runs are built in tmp_path from NB201 cells (no shared data needed), plus one check on the real
+Suite-Zero table when ../shared/data is there.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import shared_file
+from zcnas.cli import app
+from zcnas.errors import ZcnasError
+from zcnas.report.compare import compare_runs
+from zcnas.run.store import FAILED, OK, RunSpec, RunStore
+from zcnas.spaces import get_space
+
+runner = CliRunner()
+NB201 = get_space("nb201")
+ARCHS = NB201.sample(120, np.random.default_rng(0))
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_user_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    text = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert "Traceback" not in text
+    for fragment in fragments:
+        assert fragment in " ".join(text.split()), text
+
+
+def make_run(path, encodings, scores: dict[str, np.ndarray], *, space="nb201", failed: dict | None = None) -> RunStore:
+    """A finished run file holding the given scores (NaN where `failed` marks a row)."""
+    spec = RunSpec(
+        benchmark="none.h5", benchmark_name="test", search_space=space, dataset="cifar10", num_classes=10,
+        proxies=tuple(scores), seed=0, sample=len(encodings), batch_size=8,
+    )
+    store = RunStore.create(
+        path, spec, encodings=list(encodings), index=np.arange(len(encodings)),
+        arch_seeds=np.zeros(len(encodings), dtype=np.int64), targets={"acc": np.linspace(0, 1, len(encodings))},
+    )
+    for name, values in scores.items():
+        store.scores[name] = np.array(values, dtype=float)  # a copy: rows may be set to NaN below
+        store.status[name] = np.full(len(encodings), OK, dtype=np.int8)
+        for row in (failed or {}).get(name, []):
+            store.scores[name][row] = np.nan
+            store.status[name][row] = FAILED
+            store.errors[name][row] = "RuntimeError: boom"
+    store.checkpoint()
+    return RunStore.open(path)
+
+
+@pytest.fixture
+def base(tmp_path):
+    rng = np.random.default_rng(1)
+    return make_run(tmp_path / "a.h5", ARCHS, {"synflow": rng.normal(size=120), "nwot": rng.normal(size=120), "snip": rng.normal(size=120)})
+
+
+def entry(result, proxy):
+    return next(e for e in result["proxies"] if e["proxy"] == proxy)
+
+
+def test_a_run_compared_with_itself_agrees_perfectly(base):
+    result = compare_runs(base, base, resamples=100)
+    assert result["common_architectures"] == 120 and result["search_space"] == "nb201"
+    for proxy in ("synflow", "nwot", "snip"):
+        e = entry(result, proxy)
+        assert e["n"] == 120
+        for metric in ("spearman", "kendall"):
+            assert e[metric]["value"] == pytest.approx(1.0)
+            assert e[metric]["low"] == pytest.approx(1.0) and e[metric]["high"] == pytest.approx(1.0)
+    assert result["only_in_a"] == [] and result["notes"] == []
+
+
+def test_a_noisy_copy_agrees_less(base, tmp_path):
+    rng = np.random.default_rng(2)
+    noisy = {name: base.scores[name] + rng.normal(scale=0.5, size=120) for name in ("synflow", "nwot", "snip")}
+    other = make_run(tmp_path / "b.h5", base.encodings, noisy)
+    result = compare_runs(base, other, resamples=200)
+    for proxy in ("synflow", "nwot", "snip"):
+        e = entry(result, proxy)
+        assert 0.6 < e["spearman"]["value"] < 0.99
+        assert e["kendall"]["value"] < e["spearman"]["value"]
+        assert e["spearman"]["low"] < e["spearman"]["value"] < e["spearman"]["high"] < 1.0
+
+
+def test_architectures_are_matched_by_encoding_not_row(base, tmp_path):
+    order = np.random.default_rng(3).permutation(120)[:50]  # 50 of them, shuffled
+    encodings = [base.encodings[i] for i in order]
+    scores = {"synflow": base.scores["synflow"][order], "zen": np.arange(50.0)}
+    other = make_run(tmp_path / "b.h5", encodings, scores)
+    result = compare_runs(other, base, resamples=0)
+    assert result["common_architectures"] == 50
+    assert [e["proxy"] for e in result["proxies"]] == ["synflow"]
+    assert entry(result, "synflow")["spearman"]["value"] == pytest.approx(1.0)
+    assert entry(result, "synflow")["spearman"]["low"] is None  # no resamples, no interval
+    assert result["only_in_a"] == ["zen"] and result["only_in_b"] == ["nwot", "snip"]
+    assert any("only in" in note and "zen" in note for note in result["notes"])
+    # Reversed scores give -1: the sign is kept, not folded into |rho|.
+    reversed_run = make_run(tmp_path / "c.h5", encodings, {"synflow": -base.scores["synflow"][order]})
+    assert entry(compare_runs(reversed_run, base, resamples=0), "synflow")["kendall"]["value"] == pytest.approx(-1.0)
+
+
+def test_failed_architectures_are_left_out_and_counted(base, tmp_path):
+    other = make_run(tmp_path / "b.h5", base.encodings, {"snip": base.scores["snip"]}, failed={"snip": [0, 5, 9]})
+    e = entry(compare_runs(base, other, resamples=0), "snip")
+    assert e["n"] == 117 and e["unusable_a"] == 0 and e["unusable_b"] == 3
+    assert e["spearman"]["value"] == pytest.approx(1.0)
+
+
+def test_too_few_shared_architectures_gives_a_reason(base, tmp_path):
+    other = make_run(tmp_path / "b.h5", base.encodings[:2], {"snip": [1.0, 2.0]})
+    e = entry(compare_runs(base, other, resamples=10), "snip")
+    assert e["n"] == 2 and e["spearman"]["value"] is None and "fewer than 3" in e["spearman"]["reason"]
+
+
+def test_runs_that_cannot_be_compared_are_refused(base, tmp_path):
+    disjoint_archs = [a for a in NB201.sample(400, np.random.default_rng(5)) if a not in set(ARCHS)][:10]
+    disjoint = make_run(tmp_path / "d.h5", disjoint_archs, {"snip": np.arange(10.0)})
+    with pytest.raises(ZcnasError, match="share no architecture"):
+        compare_runs(base, disjoint)
+    other_proxies = make_run(tmp_path / "p.h5", base.encodings, {"zen": np.arange(120.0)})
+    with pytest.raises(ZcnasError, match="share no proxy"):
+        compare_runs(base, other_proxies)
+    micro = make_run(tmp_path / "m.h5", ["(1, 0, 0, 2, 1, 0)", "(1, 2, 3, 2, 1, 0)"], {"snip": [1.0, 2.0]}, space="transbench101_micro")
+    with pytest.raises(ZcnasError, match="different search spaces"):
+        compare_runs(base, micro)
+
+
+def test_cli_table_json_and_errors(base, tmp_path):
+    result = invoke("compare", base.path, base.path, "--bootstrap", "50")
+    assert result.exit_code == 0, result.output
+    assert "Spearman" in result.output and "synflow" in result.output and "1.000" in result.output
+    data = json.loads(invoke("compare", base.path, base.path, "--json", "--bootstrap", "0").output)
+    assert data["kind"] == "zcnas-compare" and {e["proxy"] for e in data["proxies"]} == {"synflow", "nwot", "snip"}
+    other_proxies = make_run(tmp_path / "p.h5", base.encodings, {"zen": np.arange(120.0)})
+    assert_user_error(invoke("compare", base.path, other_proxies.path), "share no proxy")
+    assert_user_error(invoke("compare", base.path, tmp_path / "absent.h5"), "does not exist")
+
+
+def test_suite_zero_cifar10_against_cifar100(tmp_path):
+    """Real data: Suite-Zero's own scores on two datasets agree exactly where a proxy ignores the data."""
+    from zcnas.bench.naslib_zc import import_naslib_zc
+
+    table = shared_file("nb201_zc_naslib_subset725.csv")
+    [c10] = import_naslib_zc(table, tmp_path / "c10.h5", task="cifar10")
+    [c100] = import_naslib_zc(table, tmp_path / "c100.h5", task="cifar100")
+    result = compare_runs(RunStore.open(c10.run_path), RunStore.open(c100.run_path), resamples=0)
+    assert result["common_architectures"] == 725
+    assert entry(result, "params")["kendall"]["value"] == pytest.approx(1.0)
+    assert entry(result, "flops")["kendall"]["value"] == pytest.approx(1.0)
+    assert entry(result, "nwot")["spearman"]["value"] > 0.95
+    assert entry(result, "plain")["spearman"]["value"] < 0.5  # plain depends on the data and the init
+    assert any("different datasets" in note for note in result["notes"])
