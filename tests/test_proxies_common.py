@@ -58,6 +58,22 @@ def shared_outcomes():
     return {arch: compute_proxies(build(arch), x, y, NAMES, num_classes=NUM_CLASSES) for arch in ARCHS}
 
 
+def build_reordered(arch: str) -> nn.Module:
+    """The same network (same weights, same forward) with its top-level modules registered in
+    reverse order: named_modules() then lists the classifier first, while hooks still fire
+    stem first. A per-layer value paired with a name by position shows up here."""
+    model = build(arch)
+    model._modules = dict(reversed(list(model._modules.items())))
+    assert next(iter(model._modules)) == "classifier"
+    return model
+
+
+@pytest.fixture(scope="module")
+def reordered_outcomes():
+    x, y = probe()
+    return {arch: compute_proxies(build_reordered(arch), x, y, NAMES, num_classes=NUM_CLASSES) for arch in ARCHS}
+
+
 def test_there_is_a_battery_to_run():
     assert {"grad_norm", "snip", "synflow", "nwot", "params", "flops"} <= set(NAMES)
 
@@ -152,18 +168,26 @@ def test_batch_of_one_works_or_is_refused_clearly(name):
 
 @pytest.mark.parametrize("arch", ARCHS, ids=["convs", "mixed"])
 @pytest.mark.parametrize("name", NAMES)
-def test_per_layer_statistics_match_the_score(shared_outcomes, name, arch):
+def test_per_layer_statistics_match_the_score(shared_outcomes, reordered_outcomes, name, arch):
     info = INFOS[name]
     outcome = shared_outcomes[arch][name]
     assert outcome.ok, outcome.error
     layers = outcome.layers
     assert all(isinstance(v, float) and math.isfinite(v) for v in layers.values())
     if info.aggregation == "sum":
+        # The registry's declaration (a new proxy gets aggregation "sum" unless it says "none"),
+        # held to the outcome; what each layer's value is, the formula tests pin.
         assert layers, f"{name} says its layers sum to the score but has none"
         assert sum(layers.values()) == pytest.approx(outcome.score, rel=1e-6, abs=1e-12)
     if info.layer_keys == "conv_linear":
         assert set(layers) <= SLOTS, f"{name} uses names that are not NB201 layer slots"
         assert "stem.conv" in layers and "classifier" in layers
+        # Each value belongs to its layer: registering the modules in another order moves
+        # nothing from one name to another.
+        reordered = reordered_outcomes[arch][name]
+        assert reordered.ok, reordered.error
+        assert reordered.layers == pytest.approx(layers, rel=1e-9, abs=1e-12)
+        assert reordered.score == pytest.approx(outcome.score, rel=1e-9, abs=1e-12)
     elif info.layer_keys == "batchnorm":
         model = build(arch)
         batchnorms = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}

@@ -25,7 +25,7 @@ import tiny_nets
 from conftest import TINY_ARCHS
 from tiny_nets import NUM_CLASSES, TinyConvNet, TwoLayerLinear, run, weighted
 from zcnas.errors import ProxyError
-from zcnas.proxies import ProbeContext, compute_proxies, get_proxy, list_proxies
+from zcnas.proxies import ProbeContext, compute_proxies, get_proxy
 from zcnas.proxies.ntk import ntk_eigenvalues
 from zcnas.proxies.passes import LINEAR_REGION_BATCHES, LINEAR_REGION_SAMPLES, NTK_BATCH, NtkPass
 from zcnas.proxies.persample import batched_backward_by_default, logit_sum_gradients, per_sample_loss_gradients
@@ -120,7 +120,9 @@ def test_gradsign_scores_of_the_two_paths_agree_in_float32():
     # float32: an element within rounding of zero may flip its sign between the paths.
     assert scores["vmap in chunks"] == pytest.approx(scores["vmap"], abs=4)
     assert scores["loop"] == pytest.approx(scores["vmap"], abs=4)
-    assert run("gradsign", model, x, y).score == scores["vmap"]  # the proxy's path
+    # The proxy against fresh copies and one `.backward()` per sample, independent of both paths.
+    by_hand = sum(expected_gradsign(model, x, y).values())
+    assert run("gradsign", model, x, y).score == pytest.approx(by_hand, abs=4)
 
 
 def test_ntk_rows_loop_on_cpu_and_batch_on_accelerators():
@@ -385,6 +387,26 @@ def test_linear_regions_needs_3x3_images():
         compute_proxies(OneHiddenLayer(), x, None, ["linear_regions"], num_classes=2)
 
 
-def test_every_new_proxy_has_a_formula_test_here():
-    here = {"gradsign", "zico", "ntk_cond", "ntk_trace", "lga", "linear_regions"}
-    assert here <= {info.name for info in list_proxies()}
+def test_ntk_family_on_one_linear_layer_by_hand():
+    """f(x) = W x + b with K = 3 outputs: ∂(Σ_c f_c)/∂W = [x, x, x] and the bias is not a
+    "weight", so Θ = K · X Xᵀ. Three orthogonal inputs of norms 1, 2, 3 give Θ = diag(3, 12, 27):
+    κ = 9, trace 42; with labels (0, 0, 1), LGA = 112 / sqrt(686 · 80) (worked in the comments)."""
+
+    class OneLinear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(12, 3)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    torch.manual_seed(7)
+    model = OneLinear().double()
+    x = torch.zeros((3, 3, 2, 2), dtype=torch.float64)
+    x.view(3, 12)[0, 0], x.view(3, 12)[1, 5], x.view(3, 12)[2, 11] = 1.0, 2.0, 3.0
+    y = torch.tensor([0, 0, 1])
+    assert run("ntk_cond", model, x).score == pytest.approx(-9.0, rel=1e-12)  # with b counted, Θ + 3: κ ≈ 6.3
+    assert run("ntk_trace", model, x).score == pytest.approx(42.0, rel=1e-12)
+    # Θ̃ = Θ − 14/3; Y has five +1 and four −1, Ỹ = Y − 1/9 sums to 0, so ⟨Θ̃, Ỹ⟩ = ⟨Θ, Ỹ⟩
+    # = 42 · 8/9 = 112/3; ‖Θ̃‖² = 882 − 9 · (14/3)² = 686; ‖Ỹ‖² = 9 − 1/9 = 80/9.
+    assert run("lga", model, x, y).score == pytest.approx(112 / math.sqrt(686 * 80), rel=1e-12)
