@@ -107,15 +107,92 @@ def test_meco_opt_equals_meco_when_every_output_has_at_most_eight_channels():
     assert run("meco_opt", model, x).score == pytest.approx(run("meco", model, x).score, rel=1e-9, abs=1e-12)
 
 
+def sylvester_hadamard(n):
+    h = np.ones((1, 1))
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def test_meco_opt_scales_the_eight_channel_term_by_c_over_8_by_hand():
+    """12 channels over 16 positions, rows 1..12 of a 16×16 Hadamard matrix: zero-mean and
+    orthogonal, so any 8 of them have correlation I and λ_min = 1, scaled by 12/8; the module
+    and the root that returns its output are two records: meco_opt = 2 · 1.5, meco = 2 · 1."""
+    pattern = torch.from_numpy(sylvester_hadamard(16)[1:13]).reshape(1, 12, 4, 4)
+
+    class Patterns(nn.Module):
+        def forward(self, x):
+            return pattern.to(x.dtype).expand(len(x), -1, -1, -1)
+
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.patterns = Patterns()
+
+        def forward(self, x):
+            return self.patterns(x)
+
+    x = images((2, 3, 4, 4)).double()
+    assert run("meco_opt", Fixed(), x).score == pytest.approx(3.0, rel=1e-12)
+    assert run("meco", Fixed(), x).score == pytest.approx(2.0, rel=1e-12)
+
+
+def test_meco_opt_replays_its_channel_draws_with_numpy():
+    """Channels drawn by randperm from the "meco_opt" generator, one draw per record in hook
+    order, first 8 kept; each term numpy's λ_min of their correlation times C/8."""
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(3, 12, 3), nn.ReLU(), nn.Conv2d(12, 10, 1))
+    x = images((2, 3, 6, 6))
+    generator = context(model, x, seed=2).generator("meco_opt")
+    expected = 0.0
+    for _, _, matrix in first_image_outputs(model, x):  # conv (12), relu (12), conv (10), root (10)
+        channels = matrix.shape[0]
+        chosen = torch.randperm(channels, generator=generator)[:8].numpy()
+        expected += numpy_min_correlation_eigenvalue(matrix[chosen]) * channels / 8
+    outcome = run("meco_opt", model, x, seed=2)
+    assert outcome.score == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert outcome.score != pytest.approx(run("meco_opt", model, x, seed=5).score, rel=1e-6)  # the draw matters
+
+
 # --------------------------------------------------------------------------------------- dextr
-def test_dextr_svd_term_is_numpy_inverse_condition_numbers_and_combines_harmonically():
-    model, x = tiny_net(), images()
+def curve_plane(ctx, shape):
+    """The documented draw: left singular vectors of a D × 2 Gaussian from the "dextr.curve" generator."""
+    plane = torch.randn((math.prod(shape), 2), generator=ctx.generator("dextr.curve"), dtype=torch.float64)
+    return torch.linalg.svd(plane, full_matrices=False)[0]
+
+
+def double_backward_curvatures(model, basis, thetas, shape, logits=None):
+    """κ at each θ, as the reference computes it: each point alone through an ordinary
+    train-mode copy (BatchNorm on a batch of one), v and a by double backward per output
+    coordinate (`logits`: the coordinates to use, repeats allowed; default every logit)."""
+    net = copy.deepcopy(model).train()
+    kappas = []
+    for value in thetas:
+        theta = torch.tensor(float(value), dtype=torch.float64, requires_grad=True)
+        output = net((basis @ torch.stack([torch.cos(theta), torch.sin(theta)])).reshape(1, *shape)).reshape(-1)
+        v, a = [], []
+        for index in range(len(output)) if logits is None else logits:
+            (dv,) = torch.autograd.grad(output[index], theta, create_graph=True)
+            (da,) = torch.autograd.grad(dv, theta, retain_graph=True)
+            v.append(float(dv.detach()))
+            a.append(float(da))
+        v, a = np.array(v), np.array(a)
+        kappas.append(np.sqrt(max(v @ v * (a @ a) - (v @ a) ** 2, 0.0)) / (v @ v) ** 1.5)
+    return np.array(kappas)
+
+
+SIXTEEN_POINTS = [2 * math.pi * k / 16 for k in range(16)]  # the documented curve: θ = 2πk/16
+
+
+def test_dextr_by_numpy_svd_and_double_backward_curvature_combined_harmonically():
+    model, x = tiny_net().double(), images().double()
     outputs = first_image_outputs(model, x)
     svd_term = math.log1p(sum(numpy_inverse_condition(m) for _, _, m in outputs))
     ctx = context(model, x)
-    curvature_term = math.log1p(float(spectral.curve_curvatures(ctx).mean()))
+    kappa = double_backward_curvatures(model, curve_plane(ctx, (3, 8, 8)), SIXTEEN_POINTS, (3, 8, 8))
+    curvature_term = math.log1p(float(kappa.mean()))
     outcome = spectral.dextr(ctx)
-    assert outcome.score == pytest.approx(svd_term * curvature_term / (svd_term + curvature_term), rel=1e-9)
+    assert outcome.score == pytest.approx(svd_term * curvature_term / (svd_term + curvature_term), rel=1e-6)
     expected_layers = {name: numpy_inverse_condition(m) for name, weighted, m in outputs if weighted}
     assert outcome.layers == pytest.approx(expected_layers, rel=1e-9)
     assert outcome.layers["fc"] == 1.0  # 5 x 1 logits: one singular value
@@ -143,30 +220,36 @@ def test_curvature_of_an_ellipse_matches_its_closed_form():
     assert kappa.numpy() == pytest.approx(expected, rel=1e-10)
 
 
-def test_dextr_curvature_matches_the_reference_double_backward_one_point_at_a_time():
-    """Each θ alone through an ordinary train-mode copy (batch of one, BatchNorm as it is), the
-    derivatives by double backward per logit, as the reference does for its one point."""
+def test_dextr_curvature_is_double_backward_at_sixteen_points_on_every_logit():
+    """Forward-mode κ at θ = 2πk/16 against double backward one point at a time, all 5 logits."""
     model, x = tiny_net().double(), images().double()
     ctx = context(model, x)
     kappa = spectral.curve_curvatures(ctx)
-    generator = ctx.generator("dextr.curve")
-    plane = torch.randn((3 * 8 * 8, 2), generator=generator, dtype=torch.float64)
-    basis = torch.linalg.svd(plane, full_matrices=False)[0]
-    net = copy.deepcopy(model).train()
-    expected = []
-    for k in range(spectral.CURVE_POINTS):
-        theta = torch.tensor(2 * math.pi * k / spectral.CURVE_POINTS, dtype=torch.float64, requires_grad=True)
-        logits = net((basis @ torch.stack([torch.cos(theta), torch.sin(theta)])).reshape(1, 3, 8, 8)).reshape(-1)
-        v, a = [], []
-        for logit in logits:
-            (dv,) = torch.autograd.grad(logit, theta, create_graph=True)
-            (da,) = torch.autograd.grad(dv, theta, retain_graph=True)
-            v.append(float(dv.detach()))
-            a.append(float(da))
-        v, a = np.array(v), np.array(a)
-        expected.append(np.sqrt(max(v @ v * (a @ a) - (v @ a) ** 2, 0.0)) / (v @ v) ** 1.5)
-    assert len(kappa) == spectral.CURVE_POINTS
-    assert kappa.numpy() == pytest.approx(np.array(expected), rel=1e-6)
+    expected = double_backward_curvatures(model, curve_plane(ctx, (3, 8, 8)), SIXTEEN_POINTS, (3, 8, 8))
+    assert kappa.numpy() == pytest.approx(expected, rel=1e-6)
+    assert len(set(np.round(expected, 6))) == 16  # sixteen distinct points, not one repeated
+
+
+def test_dextr_reference_protocol_one_point_a_larger_curve_and_ten_logits_drawn_with_replacement():
+    """The reference's NB201 script: θ = 0 only, a 12×12 curve here (64×64 there) whatever the
+    probe's size, and 10 logit indices drawn uniformly with replacement ("dextr.logits")."""
+    model, x = tiny_net().double(), images().double()
+    ctx = context(model, x, seed=3)
+    options = dict(points=1, size=(12, 12), logit_draws=10)
+    kappa = spectral.curve_curvatures(ctx, **options)
+    drawn = torch.randint(0, NUM_CLASSES, (10,), generator=ctx.generator("dextr.logits")).tolist()
+    assert len(set(drawn)) < 10  # 10 draws of 5 logits repeat some
+    expected = double_backward_curvatures(model, curve_plane(ctx, (3, 12, 12)), [0.0], (3, 12, 12), logits=drawn)
+    assert kappa.numpy() == pytest.approx(expected, rel=1e-6)
+    every_logit = double_backward_curvatures(model, curve_plane(ctx, (3, 12, 12)), [0.0], (3, 12, 12))
+    assert abs(expected[0] - every_logit[0]) > 1e-3 * every_logit[0]  # the draw matters
+    # The proxy passes its options through, and its defaults are unchanged.
+    reference = spectral.dextr(ctx, curve_points=1, curve_size=(12, 12), logit_draws=10)
+    default = spectral.dextr(ctx)
+    svd_term = math.log1p(sum(numpy_inverse_condition(m) for _, _, m in first_image_outputs(model, x)))
+    c = math.log1p(float(expected[0]))
+    assert reference.score == pytest.approx(svd_term * c / (svd_term + c), rel=1e-6)
+    assert default.score == run("dextr", model, x, seed=3).score != reference.score
 
 
 def test_dextr_fails_with_a_message_when_the_output_ignores_the_input():

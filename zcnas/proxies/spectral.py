@@ -299,20 +299,42 @@ def _per_sample_copy(ctx: ProbeContext) -> nn.Module:
     return net
 
 
-def curve_curvatures(ctx: ProbeContext) -> torch.Tensor:
-    """Dextr's extrinsic curvature κ at each of the `CURVE_POINTS` points of its input curve."""
+def curve_curvatures(
+    ctx: ProbeContext,
+    *,
+    points: int = CURVE_POINTS,
+    size: tuple[int, int] | None = None,
+    logit_draws: int | None = None,
+) -> torch.Tensor:
+    """Dextr's extrinsic curvature κ at each of the `points` points θ = 2πk/points of its input curve.
+
+    `size`: the curve's (H, W) (default: the probe images'); `logit_draws`: how many output
+    coordinates to draw, uniformly with replacement, from the context's generator for
+    "dextr.logits" (default: every logit once). The reference's NB201 script is
+    ``points=1, size=(64, 64), logit_draws=10``.
+    """
+    if points < 1 or (logit_draws is not None and logit_draws < 1):
+        raise ProxyError(f"dextr's curve needs at least one point and one logit; got {points} and {logit_draws}.")
+    options = (points, None if size is None else tuple(size), logit_draws)
+    key = "input_curve" if options == (CURVE_POINTS, None, None) else f"input_curve{options}"
 
     def compute() -> torch.Tensor:
         net = _per_sample_copy(ctx)
-        shape = tuple(ctx.x.shape[1:])
+        shape = tuple(ctx.x.shape[1:]) if size is None else (ctx.x.shape[1], *size)
         dtype, device = _float_dtype(ctx.x), ctx.x.device
         generator = ctx.generator("dextr.curve")
         plane = torch.randn((math.prod(shape), 2), generator=generator, dtype=torch.float64, device=device)
         basis = torch.linalg.svd(plane, full_matrices=False)[0].to(dtype)
-        thetas = 2 * math.pi * torch.arange(CURVE_POINTS, dtype=dtype, device=device) / CURVE_POINTS
-        return extrinsic_curvature(net, basis, thetas, shape)
+        thetas = 2 * math.pi * torch.arange(points, dtype=dtype, device=device) / points
+        function: Callable[[torch.Tensor], torch.Tensor] = net
+        if logit_draws is not None:
+            with torch.no_grad():
+                width = net(basis[:, 0].reshape(1, *shape)).reshape(1, -1).shape[1]
+            drawn = torch.randint(0, width, (logit_draws,), generator=ctx.generator("dextr.logits"), device=device)
+            function = lambda x: net(x).reshape(len(x), -1)[:, drawn]  # noqa: E731
+        return extrinsic_curvature(function, basis, thetas, shape)
 
-    return ctx._cached("input_curve", compute)
+    return ctx._cached(key, compute)
 
 
 @dataclass(frozen=True)
@@ -462,29 +484,51 @@ def meco_opt(ctx: ProbeContext) -> ProxyResult:
         ".../foresight/pruners/measures/dextr.py, .../no_free_lunch_architectures/length.py"
     ),
 )
-def dextr(ctx: ProbeContext) -> ProxyResult:
+def dextr(
+    ctx: ProbeContext,
+    *,
+    curve_points: int = CURVE_POINTS,
+    curve_size: tuple[int, int] | None = None,
+    logit_draws: int | None = None,
+) -> ProxyResult:
     """Dextr: S·C / (S + C), S = log(1 + Σ σ_min/σ_max of each module's output), C = log(1 + κ).
 
     SVD term, as the reference: the first probe image alone through a train-mode copy, a hook
-    on every module (the same features as `meco`); per call σ_min/σ_max of the C × (H·W)
-    output (NaN/inf, i.e. an all-zero output, set to 0); S = log(1 + sum).
+    on every module (the same features as `meco`, with the same caveat about the module tree);
+    per call σ_min/σ_max of the C × (H·W) output (NaN/inf, i.e. an all-zero output, set to
+    0); S = log(1 + sum).
 
     Curvature term: a train-mode copy; a circle of unit radius in a random 2-D plane of input
     space (the plane spanned by the left singular vectors of a D × 2 Gaussian matrix, drawn
-    from the context's generator for "dextr.curve"), x(θ) = U [cos θ, sin θ]; every logit as an
-    output coordinate, as the reference's loop over all of them; κ(θ) = sqrt(|v|²|a|² −
-    (v·a)²) / |v|³ with v, a the first and second derivative of the logits with respect to θ.
+    from the context's generator for "dextr.curve"), x(θ) = U [cos θ, sin θ];
+    κ(θ) = sqrt(|v|²|a|² − (v·a)²) / |v|³ with v, a the first and second derivative of the
+    output coordinates with respect to θ; κ is their mean over the curve's points.
 
-    Departures, each on purpose:
-    - The reference traces its curve with one point (it passes size_curve=(1, C, H, W), so
-      only θ = 0). Here the curve has 16 points, θ = 2πk/16 (the reference's linspace(0, 2π)
-      would repeat θ = 0 at 2π), and κ is the mean over them, so its scale matches the
-      reference's single-point value.
+    What the reference computes for NB201 (NASBench201/correlation/NAS_Bench_201.py, whose
+    `get_extrinsic_curvature` is in no_free_lunch_architectures/length.py): the curve has
+    size_curve=(1, 3, 64, 64), i.e. one point, θ = 0 (linspace(0, 2π, 1)), in a 64×64 input
+    space whatever the data's size (its SVD term reads the 32×32 CIFAR image); the output
+    coordinates are 10 indices drawn by `np.random.randint(0, C)`, with replacement, so on
+    NB201's 10 logits a draw repeats some and misses others (6.5 distinct on average);
+    v and a by double backward per drawn index. Its NASLib and foresight `dextr` measures
+    take the curve at the input's own size (1, C, H, W), again one point and 10 draws.
+
+    Departures, each on purpose (the defaults):
+    - 16 points, θ = 2πk/16 (the reference's linspace would repeat θ = 0 at 2π), and the
+      mean κ over them: an average of the reference's one-point statistic over the circle.
+    - The curve at the probe images' size (32×32 on CIFAR), as the NASLib/foresight measure,
+      not the NB201 script's fixed 64×64.
+    - Every logit once, not 10 draws with replacement.
+    - Every draw from the context's generator, not the global RNG.
+    The keyword arguments give the reference's NB201 protocol from Python:
+    ``dextr(ctx, curve_points=1, curve_size=(64, 64), logit_draws=10)`` (the indices drawn
+    from the context's generator for "dextr.logits"); the defaults keep the scores above.
+    Also on purpose, whatever the options:
     - Each point is evaluated as a batch of one, as in the reference: the copy's BatchNorm2d
       layers normalise each curve point over its own positions (what train-mode BatchNorm does
-      on a batch of one), so the 16 points run as one batch without coupling each other.
+      on a batch of one), so the points run as one batch without coupling each other.
     - v and a are exact forward-mode derivatives (torch.func.jvp nested), not the reference's
-      double backward per logit; the same numbers, checked against finite differences.
+      double backward per logit; the same numbers (the tests hold them to double backward).
     - Fallback: where the reference falls back to S alone (curvature NaN or an exception) or,
       in its NASLib/foresight measure, returns the sentinel 12345, a network whose logits do
       not move along the curve (|v| = 0, e.g. every path to the output cut by `none` edges)
@@ -494,7 +538,7 @@ def dextr(ctx: ProbeContext) -> ProxyResult:
     features = first_sample_features(ctx)
     total, layers = _terms(features, lambda f: inverse_condition_number(f.matrix))
     svd_term = math.log1p(total)
-    kappa = curve_curvatures(ctx)
+    kappa = curve_curvatures(ctx, points=curve_points, size=curve_size, logit_draws=logit_draws)
     if not bool(torch.isfinite(kappa).all()):
         raise FloatingPointError(
             "dextr: the network's logits do not change along the input curve (zero velocity), so the "
