@@ -113,12 +113,18 @@ def fisher(ctx: ProbeContext) -> ProxyResult:
     reference="Mozer & Smolensky 1989 (first-order Taylor); " + SAMSUNG + "plain.py, " + NASLIB + "plain.py",
 )
 def plain(ctx: ProbeContext) -> ProxyResult:
-    """−Σ θ ⊙ ∂L/∂θ over conv/linear weights (signed), negated so that higher is better.
+    """−Σ θ ⊙ ∂L/∂θ over conv/linear weights (signed): the weights' relevance, higher is better.
 
-    Departure: the reference returns +Σ θ ⊙ ∂L/∂θ, which NAS-Bench-Suite-Zero finds
-    anti-correlated with accuracy on NB201 (Spearman about −0.26 on its 725-architecture
-    CIFAR-10 subset); zcnas negates it at the source, as every proxy here is oriented so that
-    higher means predicted-better. Compare with reference values via −plain.
+    The sign comes from the definition the reference cites, Mozer & Smolensky's relevance:
+    how much the loss would rise if the weights were removed, L(without) − L(with),
+    estimated to first order as −dL(α·θ)/dα at α = 1, which is −Σ θ ⊙ ∂L/∂θ. Higher means
+    the weights matter more to the fit, as a larger snip or synflow saliency does. The sign
+    follows from this definition, not from a correlation with accuracy; the tests pin it by
+    hand (a classifier whose weights fit the batch scores 2/(e² + 1) > 0, one that misfits it
+    scores below 0) and by finite differences in α.
+
+    Departure: the reference code returns the derivative itself, +Σ θ ⊙ ∂L/∂θ, without the
+    definition's minus sign; compare with reference values via −plain.
     """
     train = ctx.train_pass()
     return _summed({name: -float((train.weights[name] * g).sum()) for name, g in train.grads.items()})
