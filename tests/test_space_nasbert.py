@@ -310,6 +310,7 @@ def test_parameter_counts_match_the_reference_csv_all(records, reference_paramet
         ({"vocab_size": "big"}, "vocab_size='big'"),
         ({"max_positions": 1.5}, "max_positions=1.5"),
         ({"as_scored": "yes"}, "as_scored='yes'"),
+        ({"hidden_size": 128}, "Unknown NAS-Bench-BERT network option 'hidden_size'"),
     ],
 )
 def test_bad_build_options_are_one_sentence(options, fragment):

@@ -593,6 +593,9 @@ class NASBERT(SearchSpace):
     example = _EXAMPLE
     input_kind = "tokens"
     default_options = {"vocab_size": VOCAB_SIZE, "max_positions": MAX_POSITIONS, "as_scored": False}
+    # The architecture fixes every width; a small vocabulary and position table are what make
+    # the network cheap (the word embeddings are 3.9M of its 4.3M to 15.8M parameters).
+    small_options = {"vocab_size": 1000, "max_positions": 64}
     NUM_ARCHS = NUM_ARCHS
 
     # ---------------------------------------------------------------- encodings
@@ -717,29 +720,31 @@ class NASBERT(SearchSpace):
                 f"build it with a larger vocab_size or re-tokenise the probe."
             )
 
-    def build(
-        self,
-        encoding,
-        num_classes: int = 2,
-        vocab_size: int = VOCAB_SIZE,
-        max_positions: int = MAX_POSITIONS,
-        as_scored: bool = False,
-    ) -> NASBERTNetwork:
+    def build(self, encoding, num_classes: int = 2, **options) -> NASBERTNetwork:
         """The encoder of one architecture plus a classification head, in training mode with
         ELECTRA's initialisation.
 
-        ``as_scored=True`` builds the network the authors computed their metrics on (hidden
-        size 256 and feed-forward dimension 1024 in every layer, whatever the configuration
-        says; see the module docstring); the default builds the configuration as written.
+        Options: ``vocab_size`` (30522, ELECTRA's WordPiece vocabulary), ``max_positions``
+        (512) and ``as_scored`` (False).  ``as_scored=True`` builds the network the authors
+        computed their metrics on (hidden size 256 and feed-forward dimension 1024 in every
+        layer, whatever the configuration says; see the module docstring); the default builds
+        the configuration as written.
         """
         arch = self.parse(encoding)
-        settings = (("num_classes", num_classes), ("vocab_size", vocab_size), ("max_positions", max_positions))
-        for label, value in settings:
+        unknown = sorted(set(options) - set(self.default_options))
+        if unknown:
+            raise ArchError(
+                f"Unknown NAS-Bench-BERT network option {unknown[0]!r}; the options are "
+                f"{', '.join(self.default_options)}."
+            )
+        opts = {**self.default_options, **options}
+        for label in ("num_classes", "vocab_size", "max_positions"):
+            value = num_classes if label == "num_classes" else opts[label]
             if not _is_int(value) or value < 1:
                 raise ArchError(f"NAS-Bench-BERT network setting {label}={value!r} must be a positive integer.")
-        if not isinstance(as_scored, (bool, np.bool_)):
-            raise ArchError(f"NAS-Bench-BERT network setting as_scored={as_scored!r} must be true or false.")
-        if as_scored:
+        if not isinstance(opts["as_scored"], (bool, np.bool_)):
+            raise ArchError(f"NAS-Bench-BERT network setting as_scored={opts['as_scored']!r} must be true or false.")
+        if opts["as_scored"]:
             arch = NASBERTArch(
                 SCORED_HIDDEN_SIZE,
                 tuple(
@@ -747,7 +752,7 @@ class NASBERT(SearchSpace):
                     for l in arch.layers
                 ),
             )
-        return NASBERTNetwork(arch, int(num_classes), int(vocab_size), int(max_positions))
+        return NASBERTNetwork(arch, int(num_classes), int(opts["vocab_size"]), int(opts["max_positions"]))
 
     # ---------------------------------------------------------------- slots
 
