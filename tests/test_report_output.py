@@ -184,7 +184,7 @@ def test_the_primary_target_has_the_full_table_and_the_others_one_line_each(tmp_
     result = invoke("report", store.path, "--bootstrap", "20", "--no-html")
     assert result.exit_code == 0, result.output
     assert result.output.count("architectures vs ") == 1  # one full table: the primary target's
-    assert "60 architectures vs cifar10_test_acc" in result.output
+    assert "60 architectures vs cifar10_test_acc (primary target)" in result.output
     summary = result.output[result.output.index("other targets"):]
     report = json.loads((tmp_path / "run.report.json").read_text())
     assert report["primary_target"] == "cifar10_test_acc"
