@@ -34,9 +34,9 @@ try:  # the benchmark commands live in their own module
 except ImportError:  # pragma: no cover - only while the module is absent
     pass
 
-from zcnas.cli_combine import combine_command  # noqa: E402
+from zcnas.cli_combine import CombineCommand, combine_command  # noqa: E402
 
-app.command("combine")(combine_command)
+app.command("combine", cls=CombineCommand)(combine_command)
 
 from zcnas.cli_spaces import spaces_command  # noqa: E402
 
@@ -194,7 +194,7 @@ def score_command(
     report = build_report(store)
     written = write_report_files(report, out)
     _print_report(report)
-    console.print(f"run: {out}   report: {', '.join(str(p) for p in written.values())}", highlight=False)
+    console.print(f"run: {out}   report: {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)
 
 
 @app.command("report")
@@ -238,7 +238,7 @@ def report_command(
     written = write_report_files(report, run, html=html)
     if not quiet:
         _print_report(report, every_target=bool(target))
-        console.print("report: " + ", ".join(str(p) for p in written.values()), highlight=False)
+        console.print("report: " + ", ".join(str(p) for p in written.values()), highlight=False, soft_wrap=True)
 
 
 @app.command("check")
@@ -358,32 +358,48 @@ def _print_report(report: dict, *, every_target: bool = False) -> None:
 
 
 def _print_target_table(report: dict, target: str) -> None:
+    """One target's table, complete at any width: the boxed table where it fits (cells wrap, an
+    interval under its value), a lighter table where that fits, else one block per proxy."""
+    from rich import box
+
     from zcnas.report.render import Footnotes, architectures_phrase, ceiling_sentence, terminal_columns, terminal_rows
 
-    def table(stacked: bool) -> tuple[Table, Footnotes]:
-        notes = Footnotes()
-        drawn = Table(
-            title=f"{report['benchmark']}: {architectures_phrase(report)} vs {target}",
-            caption=ceiling_sentence(report, target),
-        )
-        for column in terminal_columns(report):
-            drawn.add_column(column, justify="left" if column == "proxy" else "right", overflow="fold")
-        for row in terminal_rows(report, target, notes, stacked=stacked):
-            drawn.add_row(*row)
-        return drawn, notes
-
-    drawn, notes = table(stacked=False)
-    if console.is_terminal and _natural_width(drawn) > console.width:
-        drawn, notes = table(stacked=True)  # each interval under its value: about half as wide
-    _print_whole(drawn)
+    title = f"{report['benchmark']}: {architectures_phrase(report)} vs {target}"
+    if target == report.get("primary_target") and len(report["targets"]) > 1:
+        title += " (primary target)"
+    caption = ceiling_sentence(report, target)
+    columns = terminal_columns(report)
+    notes = Footnotes()
+    rows = terminal_rows(report, target, notes)
+    light = {"box": box.SIMPLE_HEAD, "show_edge": False, "padding": (0, 1), "collapse_padding": True}
+    for style in ({}, light):
+        table = Table(title=title, caption=caption, **style)
+        for column in columns:
+            table.add_column(column, justify="left" if column == "proxy" else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        if not console.is_terminal or _natural_width(table, minimum=True) <= console.width:
+            _print_whole(table)
+            break
+    else:  # narrower than any table: each proxy's values under its name
+        console.print(title, highlight=False)
+        for row in rows:
+            console.print(row[0], style="bold", highlight=False)
+            label_width = max(len(c) for c in columns[1:])
+            for column, value in zip(columns[1:], row[1:]):
+                console.print(f"  {column:<{label_width}}  {value}", highlight=False)
+        console.print(caption, highlight=False)
     for line in notes.lines():
         console.print(line, highlight=False)
 
 
-def _natural_width(renderable) -> int:
+def _natural_width(renderable, *, minimum: bool = False) -> int:
+    """The width `renderable` takes without wrapping (with `minimum`: the least it can take
+    without breaking a word)."""
     from rich.measure import Measurement
 
-    return Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+    measured = Measurement.get(console, console.options.update_width(10_000), renderable)
+    return measured.minimum if minimum else measured.maximum
 
 
 def _print_whole(renderable) -> None:

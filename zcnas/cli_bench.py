@@ -14,8 +14,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from zcnas.cli_common import console, user_errors
+from zcnas.cli_common import check_seed, console, styled, user_errors, warn
 from zcnas.errors import BenchmarkError
+from zcnas.files import check_writable
 
 bench_app = typer.Typer(
     help="Benchmark files: import existing benchmarks (CSV, AnalogNAS-Bench) and inspect them.",
@@ -66,10 +67,12 @@ FORCE = typer.Option(False, "--force", help="Replace the output file if it exist
 def _load_probe(path: Path, size: Optional[int], seed: int, stats: ProbeStats):
     from zcnas.bench.probe import load_probe
 
+    check_seed(seed, "--probe-seed")
     return load_probe(path, size=size, seed=seed, mean=None if stats is ProbeStats.images else stats.value)
 
 
 def _check_out(out: Path, force: bool) -> None:
+    check_writable(out, "--out", example="bench.h5")
     if out.exists() and not force:
         raise BenchmarkError(f"Output file {out} already exists; pass --force to replace it.")
     if out.suffix.lower() not in (".h5", ".hdf5"):
@@ -98,7 +101,7 @@ def import_csv_command(
         "index", "--index-column", help="Column of stable integer ids (the row number when the CSV has no 'index')."
     ),
     target: Optional[list[str]] = typer.Option(
-        None, "--target", "-t", help="Target column, repeatable (default: every numeric column)."
+        None, "--target", "-t", help="Target column, repeatable (default: every numeric column; a cell that is not a number is refused with its line)."
     ),
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", "-x", help="Column not to import as a target (repeatable)."),
     probe_size: Optional[int] = PROBE_SIZE,
@@ -231,9 +234,13 @@ def import_naslib_zc_command(
 
 def _report_written(benchmark) -> None:
     console.print(
-        f"[green]wrote[/] {benchmark.path}: {benchmark.n_archs:,} architectures, "
-        f"{len(benchmark.targets)} targets ({', '.join(benchmark.targets)}), "
-        + (f"{len(benchmark.probe_labels)} probe images" if benchmark.probe_labels is not None else "no probe data"),
+        styled(
+            "wrote",
+            "green",
+            f" {benchmark.path}: {benchmark.n_archs:,} architectures, "
+            f"{len(benchmark.targets)} targets ({', '.join(benchmark.targets)}), "
+            + (f"{len(benchmark.probe_labels)} probe images" if benchmark.probe_labels is not None else "no probe data"),
+        ),
         highlight=False,
         soft_wrap=True,
     )
@@ -265,6 +272,7 @@ def info_command(
     about.add_row("space", summary["search_space"])
     about.add_row("dataset", f"{summary['dataset']} ({summary['num_classes']} classes)")
     about.add_row("architectures", f"{summary['n_archs']:,}")
+    about.add_row("primary target", summary.get("primary_target") or "-")
     shape = summary["probe_shape"]
     about.add_row(
         "probe",
@@ -286,7 +294,7 @@ def info_command(
             _number(stats["min"]),
             _number(stats["mean"]),
             _number(stats["max"]),
-            f"[yellow]{stats['nan']}[/]" if stats["nan"] else "0",
+            styled(str(stats["nan"]), "yellow") if stats["nan"] else "0",
             str(stats["seeds"]) if stats["seeds"] else "-",
             "yes" if stats["has_std"] else "-",
         )
@@ -320,7 +328,12 @@ def build_benchmark_command(
     probe_size: Optional[int] = typer.Option(None, "--probe-size", help="Probe images to keep from the training split (default: at most 1024)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (tcp://host:8786)."),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted build of --out, skipping trained (arch, seed) pairs."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Finish an interrupted build of --out, skipping trained (arch, seed) pairs "
+        "(with no build there yet: a warning, then a new build).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, replacing --out and any unfinished build of it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
 ):
@@ -332,8 +345,12 @@ def build_benchmark_command(
     """
     import numpy as np
 
-    from zcnas.bench.build import TrainingRecipe, build_benchmark
+    from zcnas.bench.build import TrainingRecipe, build_benchmark, journal_path
 
+    check_seed(seed)
+    check_writable(out, "--out", example="bench.h5")
+    if resume and not out.exists() and not journal_path(out).exists():
+        warn(f"--resume: there is no build of {out} yet, so a new one starts.")
     overrides = {
         key: value
         for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("image_size", image_size))
@@ -364,15 +381,21 @@ def build_benchmark_command(
         notes = [f"trained {result.trained} runs in {result.wall_seconds:.0f} s"]
         if result.resumed:
             notes.append(f"{result.resumed} taken from the journal")
-    if result.failed:
-        notes.append(f"[yellow]{result.failed} failed[/]")
-    if result.diverged:
-        notes.append(f"[yellow]{result.diverged} diverged[/]")
-    console.print(
-        f"[green]{'up to date' if result.up_to_date else 'wrote'}[/] {result.path}: {benchmark.n_archs:,} "
+    warnings = [f"{result.failed} failed"] if result.failed else []
+    warnings += [f"{result.diverged} diverged"] if result.diverged else []
+    line = styled(
+        "up to date" if result.up_to_date else "wrote",
+        "green",
+        f" {result.path}: {benchmark.n_archs:,} "
         f"architectures x {benchmark.target_seeds['test_acc'].shape[1]} seeds, test_acc "
         f"{_number(float(np.nanmin(accuracy)))}..{_number(float(np.nanmax(accuracy)))}%, "
         f"noise ceiling (seed-vs-seed Spearman) {ceiling}; {', '.join(notes)}",
+    )
+    for warning in warnings:
+        line.append(", ")
+        line.append(warning, style="yellow")
+    console.print(
+        line,
         highlight=False,
         soft_wrap=True,
     )

@@ -10,11 +10,36 @@ import threading
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from zcnas.errors import ZcnasError
 
-console = Console()
-err_console = Console(stderr=True)
+# No console markup: what zcnas prints is data (messages, paths, names, "[low, high]",
+# "pip install 'zcnas[dask]'"), and rich would take any "[word]" in it for a style tag and drop
+# it. Styles are given as such: `styled("error:", "bold red")`, Text, or a column's style.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """`label` in `style`, then `rest` as plain text: a line to print with a coloured lead."""
+    return Text.assemble((label, style), rest)
+
+
+# Seeds reach numpy (which takes no negative seed) and the run file; one range everywhere.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(value: int, option: str = "--seed") -> int:
+    """`value` if it is a usable seed (0 to 2**32 - 1), else a one-sentence error naming `option`."""
+    if not 0 <= value <= MAX_SEED:
+        raise ZcnasError(f"{option} must be a whole number from 0 to {MAX_SEED}; got {value}.")
+    return value
+
+
+def warn(message: str) -> None:
+    """One yellow `warning:` line on stderr; the command goes on."""
+    err_console.print(styled("warning:", "yellow", f" {message}"), highlight=False, soft_wrap=True)
 
 
 class Terminated(KeyboardInterrupt):
@@ -63,11 +88,18 @@ def user_errors(command):
             with _sigterm_stops():
                 return command(*args, **kwargs)
         except ZcnasError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err_console.print(styled("error:", "bold red", f" {error}"), highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
+        except PermissionError as error:
+            # Outputs are checked up front (zcnas.files.check_writable); this is the net for
+            # what changes under a running command, or an input that may not be read.
+            where = f"on {error.filename}" if error.filename else f"({error})"
+            message = f" permission denied {where}; use files and folders you may read and write."
+            err_console.print(styled("error:", "bold red", message), highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt as interrupt:
             err_console.print(
-                "[yellow]interrupted:[/] finished results are kept; rerun the same command with --resume to finish."
+                styled("interrupted:", "yellow", " finished results are kept; rerun the same command with --resume to finish.")
             )
             sys.exit(128 + signal.SIGTERM if isinstance(interrupt, Terminated) else 130)
 

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from zcnas.errors import ArchError, BenchmarkError
+from zcnas.files import BENCHMARK, identify, wrong_kind
 
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -28,7 +29,7 @@ SUPPORTED_VERSIONS = (1,)
 # Root attributes every file carries; `source` and `created` are written always but only
 # required on read from version 2 on (hand-made version-1 files may lack them).
 REQUIRED_ROOT_ATTRS = ("format_version", "name", "search_space", "dataset", "num_classes")
-RESERVED_ROOT_ATTRS = REQUIRED_ROOT_ATTRS + ("source", "created", "space_plugin")
+RESERVED_ROOT_ATTRS = REQUIRED_ROOT_ATTRS + ("source", "created", "space_plugin", "primary_target")
 REQUIRED_DATASETS = ("archs/encoding", "archs/index")
 # The probe group is required for every space zcnas can build; a table-only benchmark (a
 # space without a builder here, e.g. an imported NAS-Bench-Suite-Zero table) may omit it.
@@ -62,6 +63,12 @@ class Benchmark:
     target_std: dict[str, np.ndarray] = field(default_factory=dict)
     target_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary_target(self) -> str | None:
+        """The target reports lead with: the `primary_target` root attribute, else the first
+        target in the file's (the writer's) order."""
+        return self.attrs.get("primary_target") or next(iter(self.targets), None)
 
     @property
     def n_archs(self) -> int:
@@ -132,6 +139,7 @@ class Benchmark:
             "num_classes": self.num_classes,
             "n_archs": self.n_archs,
             "targets": targets,
+            "primary_target": self.primary_target,
             "probe_shape": list(self.probe_images.shape) if self.probe_images is not None else None,
             "space_plugin": self.attrs.get("space_plugin"),
             "probe_mean": list(self.probe_mean),
@@ -168,9 +176,11 @@ def write_benchmark(
     target_seeds: Mapping[str, np.ndarray] | None = None,
     target_std: Mapping[str, np.ndarray] | None = None,
     extra_attrs: Mapping[str, Any] | None = None,
+    primary_target: str | None = None,
 ) -> Path:
     """Validate, then write a benchmark file atomically (temp file + rename); return its path.
 
+    `primary_target` names the target reports lead with (default: the first of `targets`).
     Encodings are stored in the space's canonical form. The same checks as
     `open_benchmark` run before anything touches the disk, so no invalid file is written.
     """
@@ -189,6 +199,8 @@ def write_benchmark(
         unknown = sorted(set(aux or {}) - set(targets))
         if unknown:
             raise BenchmarkError(f"{where}: {label} names {', '.join(unknown)}, which are not targets.")
+    if primary_target is not None:
+        extra_attrs["primary_target"] = primary_target
 
     space = _space_or_error(search_space, where)
     from zcnas.spaces import plugin_reference
@@ -294,6 +306,9 @@ def open_benchmark(path: str | os.PathLike) -> Benchmark:
         raise BenchmarkError(f"{where} does not exist.")
     if path.is_dir():
         raise BenchmarkError(f"{where} is a directory, not an HDF5 file.")
+    found = identify(path)
+    if found is not None and found is not BENCHMARK:
+        raise BenchmarkError(wrong_kind(path, found, "a benchmark"))
     try:
         with h5py.File(path, "r") as file:
             benchmark = _read(file, path, where)
@@ -442,6 +457,12 @@ def _validate(b: Benchmark, where: str, space) -> None:
             raise BenchmarkError(
                 f"{where} has target {metric!r} of length {values.size} for its {n} architectures."
             )
+    primary = b.attrs.get("primary_target")
+    if primary is not None and (not isinstance(primary, str) or primary not in b.targets):
+        raise BenchmarkError(
+            f"{where} names the primary target {primary!r}, which is not one of its targets "
+            f"({', '.join(b.targets) or 'none'})."
+        )
     for label, arrays in (("target seeds", b.target_seeds), ("target std", b.target_std)):
         for metric, values in arrays.items():
             expected = "(n_archs, n_seeds)" if label == "target seeds" else "(n_archs,)"

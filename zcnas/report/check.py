@@ -8,6 +8,9 @@ the value a report had, the tolerance, the metrics to check and where the number
 * ``missing``: the report lacks the proxy, the target or a value (undefined) -> fails
 * ``rose``: more than `tolerance` above the baseline        -> passes, listed (update on purpose)
 * ``held``: within the tolerance                            -> passes
+* ``undefined``: no number to compare, by design: the baseline holds null, or the report's
+  value is a top-k metric over fewer than `MIN_TOP_K_ARCHITECTURES` architectures even with
+  every architecture of the run usable                      -> passes, listed with its reason
 
 Exit codes of `zcnas check`: 0 passed, 1 something fell or is missing, 2 unusable input (a file
 that is missing, not JSON, not a report/baseline, of an unknown schema version, or a metric
@@ -26,7 +29,9 @@ from typing import Sequence
 
 from zcnas import __version__
 from zcnas.errors import ZcnasError
+from zcnas.files import identify, wrong_kind
 from zcnas.report.build import REPORT_KIND, metric_value
+from zcnas.report.metrics import MIN_TOP_K_ARCHITECTURES, top_k_count
 
 BASELINE_KIND = "zcnas-baseline"
 BASELINE_SCHEMA_VERSION = 1
@@ -47,13 +52,14 @@ class Movement:
     proxy: str
     target: str
     metric: str
-    baseline: float
+    baseline: float | None
     current: float | None
-    status: str  # fell | missing | rose | held
+    status: str  # fell | missing | rose | held | undefined
+    note: str | None = None  # why an undefined value was not checked
 
     @property
     def delta(self) -> float | None:
-        return None if self.current is None else self.current - self.baseline
+        return None if self.current is None or self.baseline is None else self.current - self.baseline
 
 
 @dataclass
@@ -71,6 +77,10 @@ class CheckResult:
         return [r for r in self.rows if r.status == "rose"]
 
     @property
+    def undefined(self) -> list[Movement]:
+        return [r for r in self.rows if r.status == "undefined"]
+
+    @property
     def passed(self) -> bool:
         return not self.failed
 
@@ -84,6 +94,9 @@ def _load_json(path: str | os.PathLike, what: str) -> dict:
     if not path.exists():
         hint = " Create one with `zcnas check REPORT --baseline FILE --update`." if what == "baseline" else ""
         raise CheckError(f"The {what} file {path} does not exist.{hint}")
+    found = identify(path)  # a run, model or summary; a report/baseline swap is told below
+    if found is not None and found.name not in ("report", "baseline"):
+        raise CheckError(wrong_kind(path, found, f"a {what}"))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -127,7 +140,7 @@ def load_baseline(path: str | os.PathLike) -> dict:
     values = baseline.get("values")
     try:
         ok = isinstance(values, dict) and all(
-            isinstance(v, (int, float)) and math.isfinite(v)
+            v is None or (isinstance(v, (int, float)) and math.isfinite(v))  # None: undefined, skipped
             for targets in values.values()
             for metrics in targets.values()
             for v in metrics.values()
@@ -231,9 +244,18 @@ def compare(
             for metric in metrics:
                 if metric not in values:
                     continue
+                if values[metric] is None:
+                    result.rows.append(Movement(proxy, target, metric, None, None, "undefined", "null in the baseline"))
+                    continue
                 expected = float(values[metric])
                 current = None if cells is None else metric_value(cells, metric)
-                if current is None:
+                note = None
+                if current is None and cells is not None and _undefined_by_design(report, metric):
+                    status = "undefined"
+                    cell = cells.get(metric)
+                    note = cell.get("reason") if isinstance(cell, dict) else None
+                    note = note or f"undefined: top-k over fewer than {MIN_TOP_K_ARCHITECTURES} architectures"
+                elif current is None:
                     status = "missing"
                 elif current < expected - tolerance - slack:
                     status = "fell"
@@ -241,8 +263,21 @@ def compare(
                     status = "rose"
                 else:
                     status = "held"
-                result.rows.append(Movement(proxy, target, metric, expected, current, status))
+                result.rows.append(Movement(proxy, target, metric, expected, current, status, note))
     return result
+
+
+def _undefined_by_design(report: dict, metric: str) -> bool:
+    """Whether `metric` is a top-k metric whose set is too small in this report even with every
+    architecture usable (so no proxy can make it defined; failures cannot hide behind it)."""
+    if not (metric.startswith("top") and metric.endswith(("_precision", "_kendall"))):
+        return False
+    try:
+        percent = float(metric[3:].rsplit("_", 1)[0])
+        architectures = int(report["architectures"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return architectures > 0 and top_k_count(percent, architectures) < MIN_TOP_K_ARCHITECTURES
 
 
 def provenance_warnings(report: dict, baseline: dict) -> list[str]:

@@ -249,6 +249,7 @@ def _open_or_create(out: Path, spec: RunSpec, bench, rows: np.ndarray, options: 
         targets={name: np.asarray(values)[rows] for name, values in bench.targets.items()},
         target_seeds={name: np.asarray(values)[rows] for name, values in bench.target_seeds.items()},
         slot_order=slot_order,
+        primary_target=bench.primary_target,
     )
 
 
