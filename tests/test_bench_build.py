@@ -224,3 +224,20 @@ def test_cli_builds_and_prints_the_noise_ceiling(tmp_path):
     result = cli.invoke(app, ["bench", "build", *args, "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "noise ceiling" in result.output and open_benchmark(out).n_archs == 2
+
+
+def test_space_options_of_other_spaces_and_bad_ones(tmp_path):
+    """-O KEY=VALUE reaches the space's own option check: an NB101 variant is accepted, an
+    option the space lacks is one sentence before any training."""
+    from zcnas.cli_bench import _build_options
+    from zcnas.bench.build import build_benchmark
+    from zcnas.errors import BenchmarkError
+
+    assert _build_options("nb201", None, None, []) == {"C": 8, "N": 2}
+    assert _build_options("nb201", 4, 1, []) == {"C": 4, "N": 1}
+    nb101 = _build_options("nb101", None, None, ["stacks=2", "cells_per_stack=1", "C=4"])
+    assert nb101["stacks"] == 2 and nb101["cells_per_stack"] == 1 and nb101["C"] == 4
+    with pytest.raises(BenchmarkError, match="KEY=VALUE"):
+        _build_options("nb101", None, None, ["stacks"])
+    with pytest.raises(BenchmarkError, match="do not fit the nb201 space"):
+        build_benchmark(tmp_path / "b.h5", dataset="digits", archs=2, seeds=2, space_options={"C": 4, "Q": 1})

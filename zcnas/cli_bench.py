@@ -309,6 +309,33 @@ def _numbers(values) -> str:
     return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
+def _build_options(space_name: str, channels: int | None, cells: int | None, pairs: list[str]) -> dict:
+    """The network options of `bench build`: the space's small variant (NB201's C=8, N=2),
+    then --C/--N, then each -O KEY=VALUE (values read as JSON: 8, 2.5, true, "x")."""
+    import json
+
+    from zcnas.bench.build import DEFAULT_SPACE_OPTIONS
+    from zcnas.errors import BenchmarkError
+    from zcnas.spaces import get_space
+
+    space = get_space(space_name)
+    options = dict(DEFAULT_SPACE_OPTIONS if space.name == "nb201" else getattr(space, "small_options", {}))
+    if channels is not None:
+        options["C"] = channels
+    if cells is not None:
+        options["N"] = cells
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise BenchmarkError(f"--option {pair!r} is not KEY=VALUE (e.g. -O C=16).")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        options[key.strip()] = value
+    return options
+
+
 @bench_app.command("build")
 @user_errors
 def build_benchmark_command(
@@ -322,8 +349,17 @@ def build_benchmark_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Training batch size (default: the recipe's)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the cosine schedule (default: the recipe's)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize images to this square size (default: the dataset's; mnist5k 12, digits 8)."),
-    channels: int = typer.Option(8, "--C", help="Channels of the first stage (NB201's C; 16 in NAS-Bench-201)."),
-    cells: int = typer.Option(2, "--N", help="Cells per stage (NB201's N; 5 in NAS-Bench-201)."),
+    channels: Optional[int] = typer.Option(
+        None, "--C", help="Channels of the first stage (NB201 default here 8, 16 in NAS-Bench-201; NB101 and DARTS have a C too)."
+    ),
+    cells: Optional[int] = typer.Option(None, "--N", help="Cells per stage (NB201's N; default here 2, 5 in NAS-Bench-201)."),
+    option: Optional[list[str]] = typer.Option(
+        None,
+        "--option",
+        "-O",
+        help="A build option of the space as KEY=VALUE, repeatable (e.g. -O stacks=2 -O cells_per_stack=1 for nb101; "
+        "see `zcnas spaces --json`). Default: the space's small variant (nb201: C=8, N=2).",
+    ),
     name: Optional[str] = typer.Option(None, "--name", help="Benchmark name (default: <space>-<dataset>)."),
     probe_size: Optional[int] = typer.Option(None, "--probe-size", help="Probe images to keep from the training split (default: at most 1024)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
@@ -362,7 +398,7 @@ def build_benchmark_command(
         archs=archs,
         seeds=seeds,
         seed=seed,
-        space_options={"C": channels, "N": cells},
+        space_options=_build_options(space, channels, cells, option or []),
         recipe=TrainingRecipe(**overrides),
         name=name,
         probe_size=probe_size,

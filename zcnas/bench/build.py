@@ -41,7 +41,7 @@ from zcnas.bench.format import Benchmark, open_benchmark, write_benchmark
 from zcnas.bench.importers import file_sha256
 from zcnas.bench.probe import balanced_subset, channel_statistics
 from zcnas.pools import execute
-from zcnas.errors import BenchmarkError
+from zcnas.errors import ArchError, BenchmarkError
 from zcnas.spaces import get_space
 
 ProgressCallback = Callable[[int, int], None]
@@ -393,7 +393,10 @@ def build_command(out: Path, spec: BuildSpec, name: str, probe_size: int | None)
         f"--batch-size {recipe['batch_size']}",
         f"--lr {recipe['lr']}",
     ]
-    parts += [f"--{key} {value}" for key, value in sorted(spec.space_options.items())]
+    parts += [
+        f"--{key} {value}" if key in ("C", "N") else f"-O {key}={json.dumps(value)}"
+        for key, value in sorted(spec.space_options.items())
+    ]
     if recipe["image_size"] is not None:
         parts.append(f"--image-size {recipe['image_size']}")
     parts.append(f"--name {name}")
@@ -485,9 +488,10 @@ def build_benchmark(
             )
         if out.exists():
             raise BenchmarkError(f"{out} already exists; pass --overwrite to build it again.")
-    for key, value in space_options.items():
-        if key not in ("C", "N") or not isinstance(value, int) or value < 1:
-            raise BenchmarkError(f"Space option {key}={value!r} is not valid; give positive integers C and N.")
+    try:  # the space knows its options: an unknown or bad one is its one-sentence ArchError
+        space.build(space.example, num_classes=2, **space_options)
+    except ArchError as error:
+        raise BenchmarkError(f"Space options {json.dumps(space_options, sort_keys=True)} do not fit the {space.name} space: {str(error).rstrip('.')}.") from None
 
     data_file, _ = locate_data_file(info)
     if recipe.image_size is None:  # resolved here, so the stored recipe says what was trained

@@ -421,12 +421,16 @@ class NB201(SearchSpace):
                 f"Probe batch shape {shape} has images of {h}x{w} but NAS-Bench-201 networks need at least 8x8."
             )
 
-    def build(self, encoding: str, num_classes: int = 10, C: int = 16, N: int = 5) -> NB201Network:
+    def build(self, encoding: str, num_classes: int = 10, C: int = 16, N: int = 5, **options) -> NB201Network:
         """The network of one architecture, exactly as NAS-Bench-201 trained it for C=16, N=5.
 
         Smaller C/N (e.g. C=8, N=1) give a narrow/shallow variant for cheap runs.  The model is
         left in training mode with fresh default initialisation; proxies choose mode and init.
         """
+        if options:
+            raise ArchError(
+                f"The nb201 space has no build option {sorted(options)[0]!r}; its options are C (channels) and N (cells per stage)."
+            )
         ops = self.parse(encoding)
         for label, value in (("num_classes", num_classes), ("C", C), ("N", N)):
             if not _is_int(value) or value < 1:
