@@ -109,7 +109,7 @@ def test_bad_inputs_are_one_sentence_and_exit_2(run_path, tmp_path, args, fragme
 
 def test_per_layer_method_on_a_run_without_layers(tmp_path):
     flat = make_synthetic_run(tmp_path / "flat.h5", n=30, layers=False)
-    assert_user_error(invoke(flat.path, "-m", "parzc", "-t", "acc", "-k", 10, "-q"), "no per-layer statistics for proxy grad_norm")
+    assert_user_error(invoke(flat.path, "-m", "parzc", "-t", "acc", "-k", 10, "-q"), "no per-layer statistics for proxies grad_norm, snip")
 
 
 def test_missing_run_file(tmp_path):

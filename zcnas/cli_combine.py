@@ -127,6 +127,8 @@ def print_summary(summary: dict, model_path: Path, summary_path: Path) -> None:
         row.append(_mean_std(summary["summary"]["best_single"][name]))
         table.add_row(*row)
     console.print(table)
+    inputs = "per-layer statistics of " if summary.get("needs_layers") else ""
+    console.print(f"{summary['method']} learned from {inputs}{', '.join(summary['proxies'])}", highlight=False)
 
     chosen = [c for c in summary["summary"]["best_single_chosen"] if c]
     if chosen:
@@ -177,7 +179,10 @@ def combine_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the first split (repeats use seed+1, seed+2, ...)."),
     repeats: int = typer.Option(5, "--repeats", "-r", help="Number of splits to fit and evaluate."),
     proxies: Optional[str] = typer.Option(
-        None, "--proxies", "-p", help="Comma-separated proxies or wildcards (default: parzc grad_norm,snip,synflow; others every proxy of the run)."
+        None, "--proxies", "-p", help=(
+            "Comma-separated proxies or wildcards (default: parzc those of grad_norm,snip,synflow the run has, "
+            "else every proxy of the run with per-layer statistics; others every proxy of the run)."
+        ),
     ),
     param: List[str] = typer.Option([], "--param", "-P", help="Method parameter KEY=VALUE (repeatable), e.g. -P epochs=50."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model file to write (default: RUN.<method>.npz); the JSON summary goes next to it."),

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from zcnas.combine.base import Combiner, create_method, get_method
-from zcnas.combine.features import CombineError, Features
+from zcnas.combine.features import CombineError, Features, no_layers_message, proxies_with_layers
 from zcnas.report.bootstrap import DEFAULT_RESAMPLES, DEFAULT_CONFIDENCE, bootstrap_metrics, percentile_interval, resample_counts
 from zcnas.report.build import run_provenance
 from zcnas.report.metrics import DEFAULT_TOP_K, correlations, metric_names, point_metrics
@@ -68,10 +68,22 @@ def split_rows(usable: np.ndarray, train_size: int, seed: int) -> tuple[np.ndarr
 
 
 def resolve_proxies(store, method: str, proxies: Sequence[str] | None) -> list[str]:
-    """The proxies a method will use on this run: those asked, else its default, else all."""
+    """The proxies a method will use on this run: those asked, else its default, else all.
+
+    A method on per-layer statistics (parzc) defaults to those of its default proxies that the
+    run holds per-layer statistics for, else to every proxy of the run that has them (a run of
+    synflow and nwot: synflow alone; nwot has none by definition), and refuses a run with none.
+    """
     if proxies:
         return list(proxies)
-    default = get_method(method).default_proxies
+    cls = get_method(method)
+    if cls.needs_layers:
+        layered = proxies_with_layers(store)
+        if not layered:
+            raise CombineError(no_layers_message(store, list(store.spec.proxies), method))
+        preferred = [name for name in cls.default_proxies or () if name in layered]
+        return preferred or layered
+    default = cls.default_proxies
     return list(default) if default is not None else list(store.spec.proxies)
 
 
@@ -126,7 +138,7 @@ def evaluate_combine(
             f"{len(usable)} architectures of the run; use at most {len(usable) - 1}."
         )
     chosen = resolve_proxies(store, method, proxies)
-    features = Features.from_run(store, proxies=chosen, layers=cls.needs_layers)
+    features = Features.from_run(store, proxies=chosen, layers=cls.needs_layers, who=method)
     singles = list(store.spec.proxies)
     single_scores = Features.from_run(store, proxies=singles)
     y = np.asarray(store.targets[target], dtype=float)

@@ -29,6 +29,47 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "(none)"
 
 
+def proxies_with_layers(store) -> list[str]:
+    """The run's proxies that hold per-layer statistics for at least one architecture, in run order."""
+    return [name for name in store.spec.proxies if any(store.layers.get(name, {}).values())]
+
+
+def _has_layers_by_definition(name: str) -> bool | None:
+    """Whether a registered proxy has per-layer statistics at all (None: not a registered proxy)."""
+    from zcnas.proxies import get_proxy
+    from zcnas.errors import ZcnasError
+
+    try:
+        return get_proxy(name).layer_keys != "none"
+    except ZcnasError:
+        return None
+
+
+def no_layers_message(store, lacking: Sequence[str], who: str = "per-layer") -> str:
+    """One true sentence on why `lacking` give a per-layer method nothing, and what to use instead."""
+    by_definition = [name for name in lacking if _has_layers_by_definition(name) is False]
+    not_recorded = [name for name in lacking if name not in by_definition]
+    reasons = []
+    if by_definition:
+        verb = "has" if len(by_definition) == 1 else "have"
+        reasons.append(f"{_names(by_definition)} {verb} no per-layer statistics by definition (one number for the whole network)")
+    if not_recorded:
+        noun = "proxy" if len(not_recorded) == 1 else "proxies"
+        reasons.append(
+            f"run {store.path} holds no per-layer statistics for {noun} {_names(not_recorded)} (zcnas records them "
+            "when it scores; a run imported from a table of scores has none, nor has a proxy that failed on every architecture)"
+        )
+    layered = [name for name in proxies_with_layers(store) if name not in lacking]
+    if layered:
+        advice = f"the run's proxies with per-layer statistics are {_names(layered)}: pass --proxies {','.join(layered)}"
+    else:
+        advice = (
+            f"none of the run's proxies ({_names(list(store.spec.proxies))}) has them here; score proxies that have "
+            "them with zcnas, e.g. `zcnas score BENCH --proxies grad_norm,snip,synflow` (`zcnas proxies` lists the rest)"
+        )
+    return f"The {who} method cannot use {_names(list(lacking))}: {'; '.join(reasons)}; {advice}."
+
+
 @dataclass
 class Features:
     proxies: list[str]
@@ -75,6 +116,7 @@ class Features:
         proxies: Sequence[str] | None = None,
         rows: Sequence[int] | np.ndarray | None = None,
         layers: bool = False,
+        who: str = "per-layer",
     ) -> "Features":
         """The features of a `RunStore` (`RunStore.open(path)`), for `rows` (default: all).
 
@@ -102,10 +144,7 @@ class Features:
             for name in names:
                 slots, matrix = store.layer_matrix(name)
                 if not slots:
-                    raise CombineError(
-                        f"Run {store.path} has no per-layer statistics for proxy {name}, which this "
-                        "method needs; score it again with a zcnas that records per-layer statistics."
-                    )
+                    raise CombineError(no_layers_message(store, [name], who))
                 ok = (store.status[name] == OK)[:, None]
                 layer_slots[name] = slots
                 layer_values[name] = np.where(ok, matrix, np.nan)[picked]
