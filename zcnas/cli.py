@@ -130,7 +130,20 @@ def score_command(
     sample: Optional[int] = typer.Option(None, "--sample", "-n", help="Score this many architectures drawn by --seed (default: all)."),
     seed: int = typer.Option(0, "--seed", help="Job seed: decides the sample, the probe batch and every architecture's init."),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (one torch thread each)."),
-    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Probe batch size."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", "-b", help="Probe batch size (default 64; 32 with --protocol suite-zero).", show_default=False
+    ),
+    repeats: int = typer.Option(
+        1, "--repeats", "-r", help="Score every architecture this many times; the report then shows each proxy's reliability."
+    ),
+    vary: str = typer.Option("both", "--vary", help="What changes between repeats: init, batch or both."),
+    protocol: Optional[str] = typer.Option(
+        None,
+        "--protocol",
+        help="zcnas (default: one class-balanced probe batch per repeat for every architecture) or suite-zero "
+        "(NAS-Bench-Suite-Zero's: a fresh randomly cropped and flipped batch of 32 per architecture and repeat).",
+        show_default=False,
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run file to write (default: runs/<benchmark>-s<seed>.h5)."),
     resume: bool = typer.Option(
         False,
@@ -157,6 +170,8 @@ def score_command(
     """Score a benchmark's architectures with training-free proxies and report the correlations.
 
     Example: zcnas score bench.h5 --proxies synflow,nwot --sample 200 --workers 2 --out run.h5
+
+    Proxy noise: zcnas score bench.h5 --proxies synflow,nwot --sample 60 --repeats 3 --vary batch
     """
     from zcnas.report import build_report, write_report_files
     from zcnas.run.runner import JobOptions, run_job
@@ -187,8 +202,11 @@ def score_command(
         overwrite=overwrite,
         checkpoint_seconds=checkpoint_seconds,
         ntk_samples=ntk_samples,
+        repeats=repeats,
+        vary=vary,
+        protocol=protocol,
     )
-    with progress_bar("scoring", "arch", show=not quiet) as on_progress:
+    with progress_bar("scoring", "arch" if repeats == 1 else "scoring", show=not quiet) as on_progress:
         store = run_job(benchmark, out, options, on_progress=on_progress)
     fill_derived(store)
     report = build_report(store)

@@ -84,11 +84,15 @@ class Benchmark:
                 f"Benchmark {self.path} has no target {name!r}; available targets: {available}."
             ) from None
 
-    def probe_batch(self, size: int, seed: int | None = None):
+    def probe_batch(self, size: int, seed: int | None = None, draw: str = "balanced"):
         """`size` probe images as a normalised float32 NCHW tensor, and their int64 labels.
 
         With `seed=None` the first `size` images (the importers store them class-interleaved,
-        so any prefix is balanced); with a seed, a deterministic draw without replacement.
+        so any prefix is balanced). With a seed, a deterministic draw without replacement:
+        `draw="balanced"` (what `zcnas score` uses) takes every class in turn, each shuffled
+        by the seed (`zcnas.bench.probe.balanced_subset`), so a batch's class mix never
+        depends on the seed; `draw="random"` draws uniformly (`numpy.random.default_rng(seed)
+        .choice`), as zcnas did before, kept to resume and reproduce runs made then.
         """
         import torch  # only the probe batch needs torch; reading and validating do not
 
@@ -105,8 +109,14 @@ class Benchmark:
             )
         if seed is None:
             chosen = np.arange(size)
-        else:
+        elif draw == "balanced":
+            from zcnas.bench.probe import balanced_subset
+
+            chosen = balanced_subset(self.probe_labels, size, seed, self.path)
+        elif draw == "random":
             chosen = np.random.default_rng(seed).choice(total, size=size, replace=False)
+        else:
+            raise BenchmarkError(f"Unknown probe draw {draw!r}; use balanced or random.")
         images = self.probe_images[chosen].astype(np.float32) / np.float32(255.0)
         mean = np.asarray(self.probe_mean, dtype=np.float32)
         std = np.asarray(self.probe_std, dtype=np.float32)

@@ -295,3 +295,41 @@ def channel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[flo
     mean = total / count
     variance = np.maximum(squares / count - mean * mean, 0.0)
     return tuple(mean.tolist()), tuple(np.sqrt(variance).tolist())
+
+
+# NAS-Bench-Suite-Zero's probe batch (NASLib, naslib/utils/dataset.py `_data_transforms_cifar10`
+# with naslib/runners/zc/zc_config.yaml): RandomCrop(32, padding=4), RandomHorizontalFlip(),
+# ToTensor(), Normalize(mean, std), batch 32, a fresh shuffled batch for every architecture.
+SUITE_ZERO_BATCH = 32
+SUITE_ZERO_PADDING = 4
+
+
+def augmented_batch(
+    images: np.ndarray,
+    labels: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    size: int,
+    seed: int,
+    padding: int = SUITE_ZERO_PADDING,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`size` images drawn uniformly without replacement from a probe pool (uint8 N,H,W,C),
+    each randomly cropped and flipped as torchvision's ``RandomCrop(H, padding)`` (zero
+    padding, a uniform offset in 0..2*padding each way) and ``RandomHorizontalFlip()`` (p 0.5)
+    do, then normalised: (float32 N,C,H,W, int64 labels). Fixed by `seed` (numpy's generator,
+    so the same distribution as torchvision's, not its random stream)."""
+    total, height, width = images.shape[0], images.shape[1], images.shape[2]
+    if not 1 <= size <= total:
+        raise BenchmarkError(f"Cannot draw a probe batch of {size} images from a pool of {total}; ask for 1 to {total}.")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(total, size=size, replace=False)
+    offsets = rng.integers(0, 2 * padding + 1, size=(size, 2))
+    flips = rng.random(size) < 0.5
+    padded = np.pad(images[chosen], ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    batch = np.empty((size, height, width, images.shape[3]), dtype=np.uint8)
+    for i, (top, left) in enumerate(offsets):
+        crop = padded[i, top : top + height, left : left + width]
+        batch[i] = crop[:, ::-1] if flips[i] else crop
+    x = batch.astype(np.float32) / np.float32(255.0)
+    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), labels[chosen].astype(np.int64)

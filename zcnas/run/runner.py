@@ -5,6 +5,13 @@ architecture's seed from (job seed, its stable benchmark index)), every architec
 scored by the same pure function `score_architecture` with torch limited to one thread, and
 the probe batch is drawn once by the job seed. So the scores are bit-identical whatever the
 number of workers, the backend (in-process, loky, Dask) or the order results come back in.
+
+Repeats (`--repeats R --vary init|batch|both`): the unit of work is one (architecture, repeat).
+Repeat r uses the initialisation `init_id` and the probe batch `batch_id` of
+`repeat_design(r, vary)`; init 0 is the architecture's seed above and batch 0 the job seed's
+batch, so repeat 0 is exactly the single-repeat run. Other inits derive from (job seed, stable
+index, init id) (`init_seed`), other batches from (job seed, batch id) (`batch_seed`), or under
+the suite-zero protocol from (job seed, stable index, batch id): still nothing else.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ import numpy as np
 import torch
 
 from zcnas.bench import open_benchmark
-from zcnas.errors import RunError
+from zcnas.bench.probe import SUITE_ZERO_BATCH
+from zcnas.errors import RunError, ZcnasError
 from zcnas.pools import execute
 from zcnas.proxies import ProxyOutcome, check_batch, compute_proxies, parse_proxy_list
 from zcnas.proxies.passes import NTK_BATCH
-from zcnas.run.store import RunSpec, RunStore
+from zcnas.run.store import LEGACY_PROTOCOL, PROTOCOLS, VARY, RunSpec, RunStore, repeat_design
 from zcnas.proxies import get_proxy
 from zcnas.spaces import aggregate_slots, get_space
 
@@ -36,6 +44,9 @@ class ArchTask:
     row: int
     encoding: str
     seed: int
+    repeat: int = 0
+    batch: int = 0  # which of the payload's batches (0: x, y; b: extra_batches[b - 1])
+    batch_seed: int | None = None  # suite-zero: this task's own augmented batch from the pool
 
 
 @dataclass(frozen=True)
@@ -52,11 +63,50 @@ class ScoringPayload:
     device: str = "cpu"
     ntk_samples: int = NTK_BATCH
     space_plugin: str | None = None  # module:Factory of a plugin space, for fresh worker processes
+    # Token benchmarks: x holds token ids (N, L), y the probe's labels (None without labels),
+    # and these the attention mask of each probe batch, in batch id order, for `net(ids, mask)`.
+    attention_masks: tuple = ()
+    extra_batches: tuple = ()  # (x, y) of batch ids 1, 2, ... (repeats that vary the batch)
+    pool: tuple | None = None  # suite-zero: (uint8 images, labels, mean, std, batch size)
+
+    def batch_for(self, task: "ArchTask") -> tuple[np.ndarray, np.ndarray]:
+        """The probe batch of one task: its own augmented draw (suite-zero), else a shared one."""
+        if task.batch_seed is not None and self.pool is not None:
+            from zcnas.bench.probe import augmented_batch
+
+            images, labels, mean, std, size = self.pool
+            return augmented_batch(images, labels, mean, std, size, task.batch_seed)
+        if task.batch == 0:
+            return self.x, self.y
+        return self.extra_batches[task.batch - 1]
 
 
 def arch_seed(job_seed: int, index: int) -> int:
     """The seed of one architecture: from the job seed and its stable index, nothing else."""
     return int(np.random.SeedSequence([int(job_seed), int(index)]).generate_state(1, dtype=np.uint32)[0])
+
+
+def init_seed(job_seed: int, index: int, init_id: int) -> int:
+    """The initialisation seed of one architecture in init `init_id`: `arch_seed` for init 0
+    (so repeat 0 is the single-repeat run), else from (job seed, stable index, init id)."""
+    if init_id == 0:
+        return arch_seed(job_seed, index)
+    state = np.random.SeedSequence([int(job_seed), int(index), int(init_id)]).generate_state(1, dtype=np.uint32)
+    return int(state[0])
+
+
+def batch_seed(job_seed: int, batch_id: int, index: int | None = None) -> int:
+    """The seed of a probe batch. zcnas protocol (`index` None): batch 0 is the job seed's own
+    batch, batch b the draw of a seed from (job seed, b), shared by every architecture.
+    suite-zero protocol: each architecture's own batch, from (job seed, stable index, b)."""
+    if index is None:
+        if batch_id == 0:
+            return int(job_seed)
+        entropy, purpose = [int(job_seed), int(batch_id)], 1
+    else:
+        entropy, purpose = [int(job_seed), int(index), int(batch_id)], 2
+    state = np.random.SeedSequence(entropy, spawn_key=(purpose,)).generate_state(1, dtype=np.uint32)
+    return int(state[0])
 
 
 def sample_rows(n_archs: int, sample: int | None, seed: int) -> np.ndarray:
@@ -79,8 +129,11 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
         device = torch.device(payload.device)
         space = get_space(payload.search_space, plugin=payload.space_plugin)
         model = space.build(task.encoding, num_classes=payload.num_classes, **payload.space_options).to(device)
-        x = torch.from_numpy(payload.x).to(device)
-        y = torch.from_numpy(payload.y).to(device)
+        batch_x, batch_y = payload.batch_for(task)
+        x = torch.from_numpy(batch_x).to(device)
+        y = torch.from_numpy(batch_y).to(device) if batch_y is not None else None
+        masks = payload.attention_masks
+        mask = torch.from_numpy(masks[task.batch]).to(device) if masks else None
         outcomes = compute_proxies(
             model,
             x,
@@ -90,6 +143,7 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
             seed=task.seed,
             share=payload.share,
             ntk_samples=payload.ntk_samples,
+            attention_mask=mask,
         )
         outcomes = {name: _slotted(space, name, outcome) for name, outcome in outcomes.items()}
     except Exception as error:  # noqa: BLE001 - a failure to build is this architecture's failure
@@ -98,6 +152,12 @@ def score_architecture(task: ArchTask, payload: ScoringPayload) -> tuple[int, di
     finally:
         torch.set_num_threads(threads)
     return task.row, outcomes
+
+
+def score_task(task: ArchTask, payload: ScoringPayload) -> tuple[int, int, dict[str, ProxyOutcome]]:
+    """`score_architecture` of one (architecture, repeat): (row, repeat, outcomes)."""
+    row, outcomes = score_architecture(task, payload)
+    return row, task.repeat, outcomes
 
 
 def _slotted(space, name: str, outcome: ProxyOutcome) -> ProxyOutcome:
@@ -117,7 +177,7 @@ class JobOptions:
     proxies: str | Iterable[str]
     sample: int | None = None
     seed: int = 0
-    batch_size: int = 64
+    batch_size: int | None = None  # None: 64, or 32 under the suite-zero protocol
     workers: int = 1
     share: bool = True
     device: str = "cpu"
@@ -127,6 +187,9 @@ class JobOptions:
     checkpoint_seconds: float = 30.0
     ntk_samples: int = NTK_BATCH  # probe samples of the NTK kernel (ntk_cond, ntk_trace, lga)
     derived: dict = field(default_factory=dict)  # column name -> combine model path
+    repeats: int = 1  # scorings per architecture
+    vary: str = "both"  # what changes between repeats: init, batch or both
+    protocol: str | None = None  # None: "zcnas", or on --resume the protocol the run has
 
 
 def _check_device(device: str) -> None:
@@ -159,7 +222,29 @@ def run_job(
             f"Benchmark {benchmark} is of the table-only space {space.name}: zcnas cannot build its networks, "
             "so it cannot score them; use `zcnas report`/`zcnas combine` on its reference run instead."
         )
-    check_batch(names, options.batch_size)
+    if options.repeats < 1:
+        raise RunError(f"--repeats must be at least 1; got {options.repeats}.")
+    if options.vary not in VARY:
+        raise RunError(f"--vary takes {', '.join(VARY)}; got {options.vary!r}.")
+    out = Path(out)
+    protocol = options.protocol or (_stored_protocol(out) if options.resume else None) or "zcnas"
+    if protocol not in PROTOCOLS:
+        raise RunError(
+            f"--protocol takes zcnas or suite-zero (or {LEGACY_PROTOCOL}, the uniform draw of runs made "
+            f"before the class-balanced one); got {protocol!r}."
+        )
+    batch_size = options.batch_size or (SUITE_ZERO_BATCH if protocol == "suite-zero" else 64)
+    if protocol == "suite-zero" and (bench.probe_images is None or np.ndim(bench.probe_images) != 4):
+        raise RunError(
+            f"--protocol suite-zero crops and flips probe images, and benchmark {benchmark} has none; "
+            "use the default protocol."
+        )
+    check_batch(
+        names,
+        batch_size,
+        has_labels=bench.probe_tokens is None or bench.probe_tokens.labels is not None,
+        input_kind=getattr(space, "input_kind", "image"),
+    )
     rows = sample_rows(len(bench.encodings), options.sample, options.seed)
     space_options = _space_options(bench)
     spec = RunSpec(
@@ -171,37 +256,58 @@ def run_job(
         proxies=tuple(names),
         seed=int(options.seed),
         sample=len(rows),
-        batch_size=int(options.batch_size),
+        batch_size=int(batch_size),
         share=bool(options.share),
         ntk_samples=int(options.ntk_samples),
         space_options=space_options,
         derived={name: str(Path(path).resolve()) for name, path in options.derived.items()},
+        repeats=int(options.repeats),
+        vary=options.vary,
+        protocol=protocol,
     )
-    x, y = bench.probe_batch(options.batch_size, seed=options.seed)
-    out = Path(out)
+    draw = "random" if protocol == LEGACY_PROTOCOL else "balanced"
+    # Shared batches 0..max (suite-zero draws each task's own in the worker: batch 0 only).
+    last = 0 if protocol == "suite-zero" else max(repeat_design(r, spec.vary)[1] for r in range(spec.repeats))
+    batches = [bench.probe_batch(batch_size, seed=batch_seed(spec.seed, b), draw=draw) for b in range(last + 1)]
+    masks: tuple = ()
+    if bench.probe_tokens is not None:
+        # A token probe's batch is (ids, attention mask); the labels of the same rows come apart.
+        masks = tuple(mask.numpy() for _, mask in batches)
+        batches = [
+            (ids, bench.probe_batch_labels(batch_size, seed=batch_seed(spec.seed, b))) for b, (ids, _) in enumerate(batches)
+        ]
+    x, y = batches[0]
     store = _open_or_create(out, spec, bench, rows, options)
     payload = ScoringPayload(
         search_space=spec.search_space,
         space_options=space_options,
         num_classes=spec.num_classes,
         x=x.numpy(),
-        y=y.numpy(),
+        y=y.numpy() if y is not None else None,
         proxies=spec.proxies,
         share=spec.share,
         device=options.device,
         ntk_samples=spec.ntk_samples,
         space_plugin=bench.attrs.get("space_plugin") or None,
+        attention_masks=masks,
+        extra_batches=tuple((bx.numpy(), by.numpy() if by is not None else None) for bx, by in batches[1:]),
+        pool=(
+            (bench.probe_images, bench.probe_labels, tuple(bench.probe_mean), tuple(bench.probe_std), batch_size)
+            if protocol == "suite-zero"
+            else None
+        ),
     )
-    pending = store.pending_rows()
-    tasks = [ArchTask(row, store.encodings[row], int(store.arch_seeds[row])) for row in pending]
-    total, done = len(store), store.done_count()
+    pending = store.pending_tasks()
+    tasks = [_task(store, row, repeat) for row, repeat in pending]
+    total = len(store) * store.repeats
+    done = total - len(pending)
     if on_progress:
         on_progress(done, total)
     last_checkpoint = time.monotonic()
     try:
-        work = execute(score_architecture, tasks, payload, workers=options.workers, scheduler=options.scheduler)
-        for row, outcomes in work:
-            store.record(row, outcomes)
+        work = execute(score_task, tasks, payload, workers=options.workers, scheduler=options.scheduler)
+        for row, repeat, outcomes in work:
+            store.record(row, outcomes, repeat)
             done += 1
             if on_progress:
                 on_progress(done, total)
@@ -211,6 +317,25 @@ def run_job(
     finally:
         store.checkpoint()
     return store
+
+
+def _task(store: RunStore, row: int, repeat: int) -> ArchTask:
+    """One (architecture, repeat) of the run, its seeds from `repeat_design`."""
+    spec, index = store.spec, int(store.index[row])
+    init_id, batch_id = repeat_design(repeat, spec.vary)
+    seed = int(store.arch_seeds[row]) if init_id == 0 else init_seed(spec.seed, index, init_id)
+    if spec.protocol == "suite-zero":
+        return ArchTask(row, store.encodings[row], seed, repeat, 0, batch_seed(spec.seed, batch_id, index))
+    return ArchTask(row, store.encodings[row], seed, repeat, batch_id)
+
+
+def _stored_protocol(out: Path) -> str | None:
+    """The protocol of the run at `out`, which --resume keeps unless --protocol says otherwise
+    (runs from before the balanced draw go on with theirs); None without a readable run."""
+    try:
+        return RunStore.open(out).spec.protocol if out.exists() else None
+    except ZcnasError:
+        return None
 
 
 def _open_or_create(out: Path, spec: RunSpec, bench, rows: np.ndarray, options: JobOptions) -> RunStore:

@@ -23,12 +23,19 @@ Layout of the results file (format_version 1; see docs/run-format.md):
     proxies/<name>/layers    float64 (n_archs, n_slots) per-layer statistics, NaN where a slot
                              is absent; attrs["slots"] names the columns (aligned across the
                              architectures of the space, e.g. NB201's 98 conv/linear slots)
+
+A run with R > 1 repeats (`zcnas score --repeats R`) scores every architecture R times and
+keeps each: proxies/<name>/repeats (n_archs, R) and repeat_status, repeat_error,
+repeat_seconds, repeat_layers (n_archs, R, n_slots) beside them. `score`/`status`/`layers`
+then hold the aggregate (`aggregate_repeats`): the mean over the repeats that succeeded, once
+every repeat of the architecture is done. A file without them is a run of R = 1.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,6 +51,16 @@ from zcnas.proxies.compute import ProxyOutcome
 
 FORMAT_VERSION = 1
 PENDING, OK, FAILED = 0, 1, 2
+
+# How a run draws its probe batches and initialisations (docs/run-format.md). "zcnas": one
+# class-balanced batch per repeat shared by every architecture; "suite-zero": a fresh randomly
+# cropped and flipped batch of the probe pool per architecture and repeat, as
+# NAS-Bench-Suite-Zero scored; "zcnas-random": one uniformly random batch, what zcnas did
+# before the balanced draw (runs written then read as it, so they still resume).
+PROTOCOLS = ("zcnas", "suite-zero", "zcnas-random")
+LEGACY_PROTOCOL = "zcnas-random"
+# What changes from one repeat to the next.
+VARY = ("both", "init", "batch")
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,12 @@ class RunSpec:
     # import naslib-zc`), not computed by zcnas: its origin, source file and proxy mapping.
     # Empty for runs zcnas scored; such a run cannot be resumed.
     reference: dict = field(default_factory=dict)
+    # Scorings per architecture, what varies between them (VARY) and how the probe batches
+    # are drawn (PROTOCOLS); files written before these existed read as 1, "both" and
+    # LEGACY_PROTOCOL.
+    repeats: int = 1
+    vary: str = "both"
+    protocol: str = "zcnas"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -84,12 +107,15 @@ class RunSpec:
         data = json.loads(text)
         data["proxies"] = tuple(data["proxies"])
         data.setdefault("derived", {})
+        data.setdefault("protocol", LEGACY_PROTOCOL)
         return cls(**data)
 
     def differences(self, other: "RunSpec") -> list[str]:
         mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
         # The benchmark may have moved; its name and contents (checked by the sample) decide.
-        return [k for k in mine if k != "benchmark" and mine[k] != theirs[k]]
+        # With one repeat nothing varies, so what --vary says does not matter.
+        ignore = {"benchmark"} | ({"vary"} if self.repeats == other.repeats == 1 else set())
+        return [k for k in mine if k not in ignore and mine[k] != theirs[k]]
 
 
 @dataclass
@@ -111,6 +137,12 @@ class RunStore:
     errors: dict[str, list[str]] = field(default_factory=dict)
     seconds: dict[str, np.ndarray] = field(default_factory=dict)
     layers: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    # Every repeat of every computed proxy, (n, R); the fields above hold their aggregate.
+    repeat_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    repeat_status: dict[str, np.ndarray] = field(default_factory=dict)
+    repeat_errors: dict[str, list[list[str]]] = field(default_factory=dict)
+    repeat_seconds: dict[str, np.ndarray] = field(default_factory=dict)
+    repeat_layers: dict[str, dict[tuple[int, int], dict[str, float]]] = field(default_factory=dict)
 
     # -- creation and opening --------------------------------------------------------------
     @classmethod
@@ -147,6 +179,8 @@ class RunStore:
             store.errors[name] = [""] * n
             store.seconds[name] = np.full(n, np.nan)
             store.layers[name] = {}
+        for name in spec.proxies:
+            store._empty_repeats(name)
         _journal_path(path).unlink(missing_ok=True)
         store.checkpoint()
         return store
@@ -213,40 +247,116 @@ class RunStore:
                     store.layers[name][int(row)] = {
                         slot: float(v) for slot, v in zip(slots, values) if not np.isnan(v)
                     }
+            if name in spec.proxies:
+                store._read_repeats(name, group)
         return store
+
+    def _empty_repeats(self, name: str) -> None:
+        n, repeats = len(self), max(1, int(self.spec.repeats))
+        self.repeat_scores[name] = np.full((n, repeats), np.nan)
+        self.repeat_status[name] = np.zeros((n, repeats), dtype=np.int8)
+        self.repeat_errors[name] = [[""] * repeats for _ in range(n)]
+        self.repeat_seconds[name] = np.full((n, repeats), np.nan)
+        self.repeat_layers[name] = {}
+
+    def _read_repeats(self, name: str, group) -> None:
+        """The repeats of one proxy; a file without them is a run of one repeat, its only
+        repeat being the aggregate itself."""
+        if "repeats" not in group:
+            self.repeat_scores[name] = self.scores[name][:, None].copy()
+            self.repeat_status[name] = self.status[name][:, None].copy()
+            self.repeat_errors[name] = [[error] for error in self.errors[name]]
+            self.repeat_seconds[name] = self.seconds[name][:, None].copy()
+            self.repeat_layers[name] = {(row, 0): dict(values) for row, values in self.layers[name].items()}
+            return
+        self.repeat_scores[name] = group["repeats"][()]
+        self.repeat_status[name] = group["repeat_status"][()]
+        self.repeat_errors[name] = [[_text(e) for e in row] for row in group["repeat_error"][()]]
+        self.repeat_seconds[name] = group["repeat_seconds"][()]
+        self.repeat_layers[name] = {}
+        if "repeat_layers" in group:
+            slots = [str(s) for s in group["repeat_layers"].attrs["slots"]]
+            cube = group["repeat_layers"][()]
+            for row, repeat in zip(*np.nonzero(self.repeat_status[name] == OK)):
+                values = cube[row, repeat]
+                self.repeat_layers[name][(int(row), int(repeat))] = {
+                    slot: float(v) for slot, v in zip(slots, values) if not np.isnan(v)
+                }
 
     # -- recording -------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.encodings)
 
-    def pending_rows(self) -> list[int]:
-        pending = np.zeros(len(self), dtype=bool)
+    @property
+    def repeats(self) -> int:
+        return max(1, int(self.spec.repeats))
+
+    def pending_tasks(self) -> list[tuple[int, int]]:
+        """(row, repeat) pairs some proxy has not finished, row by row (a row whose score was
+        set whole, as an imported reference run's, is finished)."""
+        pending = np.zeros((len(self), self.repeats), dtype=bool)
         for name in self.spec.proxies:
-            pending |= self.status[name] == PENDING
-        return [int(i) for i in np.flatnonzero(pending)]
+            pending |= (self.repeat_status[name] == PENDING) & (self.status[name] == PENDING)[:, None]
+        return [(int(row), int(repeat)) for row, repeat in zip(*np.nonzero(pending))]
+
+    def pending_rows(self) -> list[int]:
+        """Rows with a repeat that some proxy has not finished."""
+        return sorted({row for row, _ in self.pending_tasks()})
 
     def done_count(self) -> int:
         return len(self) - len(self.pending_rows())
 
-    def record(self, row: int, outcomes: dict[str, ProxyOutcome]) -> None:
-        """Keep one architecture's results, durably (journal line fsynced before returning)."""
-        self._apply(row, outcomes)
-        line = json.dumps({"row": row, "outcomes": {k: dataclasses.asdict(v) for k, v in outcomes.items()}})
+    def record(self, row: int, outcomes: dict[str, ProxyOutcome], repeat: int = 0) -> None:
+        """Keep one architecture's results (of one repeat), durably (journal line fsynced
+        before returning)."""
+        self._apply(row, outcomes, repeat)
+        entry = {"row": row, "outcomes": {k: dataclasses.asdict(v) for k, v in outcomes.items()}}
+        if repeat:
+            entry["repeat"] = int(repeat)
+        line = json.dumps(entry)
         with open(_journal_path(self.path), "a", encoding="utf-8") as journal:
             journal.write(line + "\n")
             journal.flush()
             os.fsync(journal.fileno())
 
-    def _apply(self, row: int, outcomes: dict[str, ProxyOutcome]) -> None:
+    def _apply(self, row: int, outcomes: dict[str, ProxyOutcome], repeat: int = 0) -> None:
         for name, outcome in outcomes.items():
-            if name not in self.scores:
+            if name not in self.repeat_scores or not 0 <= repeat < self.repeats:
                 continue
-            self.scores[name][row] = outcome.score
-            self.status[name][row] = OK if outcome.error is None else FAILED
-            self.errors[name][row] = outcome.error or ""
-            self.seconds[name][row] = outcome.seconds
+            self.repeat_scores[name][row, repeat] = outcome.score
+            self.repeat_status[name][row, repeat] = OK if outcome.error is None else FAILED
+            self.repeat_errors[name][row][repeat] = outcome.error or ""
+            self.repeat_seconds[name][row, repeat] = outcome.seconds
             if outcome.error is None and outcome.layers:
-                self.layers[name][row] = dict(outcome.layers)
+                self.repeat_layers[name][(row, repeat)] = dict(outcome.layers)
+            self._aggregate(name, row)
+
+    def _aggregate(self, name: str, row: int) -> None:
+        """The architecture's score from its repeats, once every repeat is done: the mean of
+        those that succeeded (failed only when all failed). One repeat is kept bit for bit."""
+        status = self.repeat_status[name][row]
+        if np.any(status == PENDING):
+            return
+        ok = [int(r) for r in np.flatnonzero(status == OK)]
+        self.seconds[name][row] = float(sum(float(s) for s in self.repeat_seconds[name][row]))
+        if not ok:
+            self.scores[name][row] = np.nan
+            self.status[name][row] = FAILED
+            self.errors[name][row] = next((e for e in self.repeat_errors[name][row] if e), "failed")
+            self.layers[name].pop(row, None)
+            return
+        self.scores[name][row] = aggregate_repeats([float(self.repeat_scores[name][row, r]) for r in ok])
+        self.status[name][row] = OK
+        self.errors[name][row] = ""
+        per_repeat = [self.repeat_layers[name].get((row, r)) for r in ok]
+        per_repeat = [values for values in per_repeat if values]
+        if per_repeat:
+            slots = list(dict.fromkeys(slot for values in per_repeat for slot in values))
+            self.layers[name][row] = {
+                slot: aggregate_repeats([values[slot] for values in per_repeat if slot in values]) for slot in slots
+            }
+        else:
+            self.layers[name].pop(row, None)
 
     def set_derived(self, name: str, scores: np.ndarray, error: str) -> None:
         """Fill a derived column (e.g. a combine model's score); `error` for rows left NaN."""
@@ -268,7 +378,7 @@ class RunStore:
                     outcomes = {k: ProxyOutcome(**v) for k, v in entry["outcomes"].items()}
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a line cut short by a kill: that architecture is computed again
-                self._apply(int(entry["row"]), outcomes)
+                self._apply(int(entry["row"]), outcomes, int(entry.get("repeat", 0)))
 
     # -- writing ---------------------------------------------------------------------------
     def layer_matrix(self, name: str) -> tuple[list[str], np.ndarray]:
@@ -282,6 +392,18 @@ class RunStore:
             for slot, value in values.items():
                 matrix[row, column[slot]] = value
         return slots, matrix
+
+    def repeat_layer_cube(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Per-layer statistics of every repeat of proxy `name`: (slots, n x R x n_slots)."""
+        per_task = self.repeat_layers.get(name, {})
+        seen = {slot for values in per_task.values() for slot in values}
+        slots = [s for s in self.slot_order if s in seen] + sorted(seen - set(self.slot_order))
+        cube = np.full((len(self), self.repeats, len(slots)), np.nan)
+        column = {slot: j for j, slot in enumerate(slots)}
+        for (row, repeat), values in per_task.items():
+            for slot, value in values.items():
+                cube[row, repeat, column[slot]] = value
+        return slots, cube
 
     def checkpoint(self) -> None:
         """Write the whole results file atomically, then empty the journal it now contains."""
@@ -324,9 +446,49 @@ class RunStore:
                 if slots:
                     data = group.create_dataset("layers", data=matrix, compression="gzip", compression_opts=4)
                     data.attrs.create("slots", data=np.array(slots, dtype=object), dtype=strings)
+                if self.repeats > 1 and name in self.repeat_scores:
+                    group.create_dataset("repeats", data=self.repeat_scores[name])
+                    group.create_dataset("repeat_status", data=self.repeat_status[name])
+                    errors = np.array(self.repeat_errors[name], dtype=object).reshape(len(self), self.repeats)
+                    group.create_dataset("repeat_error", data=errors, dtype=strings)
+                    group.create_dataset("repeat_seconds", data=self.repeat_seconds[name])
+                    slots, cube = self.repeat_layer_cube(name)
+                    if slots:
+                        data = group.create_dataset("repeat_layers", data=cube, compression="gzip", compression_opts=4)
+                        data.attrs.create("slots", data=np.array(slots, dtype=object), dtype=strings)
             f.flush()
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+
+
+def repeat_design(repeat: int, vary: str) -> tuple[int, int]:
+    """(init id, batch id) of repeat `repeat`. `init`: (r, 0); `batch`: (0, r); `both`: the
+    repeats fill an init x batch grid, diagonal first: (0,0) (1,1) (0,1) (1,0) (2,2) (0,2) (2,0)
+    (1,2) (2,1) (3,3) ... So two repeats differ in both from R = 2 on, and from R = 3 on some
+    pairs differ only in the init and some only in the batch: the noise splits by source."""
+    if vary == "init":
+        return repeat, 0
+    if vary == "batch":
+        return 0, repeat
+    if vary != "both":
+        raise RunError(f"--vary takes {', '.join(VARY)}; got {vary!r}.")
+    if repeat == 0:
+        return 0, 0
+    k = math.isqrt(repeat)  # repeats k*k .. (k+1)^2 - 1 add the cells of init or batch k
+    if k * k == repeat:
+        return k, k
+    step = repeat - k * k - 1  # 0 .. 2k-1: (0,k) (k,0) (1,k) (k,1) ...
+    j = step // 2
+    return (j, k) if step % 2 == 0 else (k, j)
+
+
+def aggregate_repeats(values: list[float]) -> float:
+    """A proxy's score from its repeats: the mean of the values (docs/run-format.md says why
+    values and not ranks). Summed in repeat order, so one repeat is returned unchanged."""
+    total = sum(values)
+    if not math.isfinite(total) and all(math.isfinite(v) for v in values):
+        return float(sum(v / len(values) for v in values))  # a sum of huge scores overflows
+    return float(total / len(values))
 
 
 def _text(value) -> str:
