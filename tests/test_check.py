@@ -174,3 +174,32 @@ def test_a_schema_1_report_can_still_be_checked(good, tmp_path):
     baseline = tmp_path / "b.json"
     assert invoke("check", tmp_path / "v1.json", "--baseline", baseline, "--update").exit_code == 0
     assert invoke("check", tmp_path / "good.report.json", "--baseline", baseline).exit_code == 0
+
+
+def test_a_report_with_repeats_checks_its_correlations_and_records_how_it_was_scored(tmp_path):
+    """Reliability entries are not baseline values (check compares correlations); the baseline
+    records repeats, vary and protocol, and a report scored otherwise gets a warning."""
+    from zcnas.report.check import provenance_warnings
+
+    bench = make_tiny_benchmark(tmp_path / "bench.h5", n_archs=16)
+    store = run_job(bench, tmp_path / "rep.h5", JobOptions(proxies="params,grad_norm", batch_size=8, repeats=2))
+    report = build_report(store, resamples=50)
+    assert report["proxies"][0]["reliability"]["repeats"] == 2
+    path = tmp_path / "rep.report.json"
+    path.write_text(to_json(report))
+    baseline = tmp_path / "baseline.json"
+    assert invoke("check", path, "--baseline", baseline, "--update").exit_code == 0
+    data = json.loads(baseline.read_text())
+    assert data["provenance"]["repeats"] == 2 and data["provenance"]["protocol"] == "zcnas"
+    assert data["provenance"]["vary"] == "both"
+    assert set(data["values"]["grad_norm"]["acc"]) == {"spearman", "kendall"}  # no reliability values
+    result = invoke("check", path, "--baseline", baseline)
+    assert result.exit_code == 0 and "check passed: 4 values" in result.output, result.output
+    single = copy.deepcopy(report)
+    single["repeats"], single["protocol"] = 1, "suite-zero"
+    warnings = provenance_warnings(single, data)
+    assert any("protocol 'zcnas'" in w for w in warnings) and any("repeats 2" in w for w in warnings)
+    assert provenance_warnings(report, data) == []
+    # a report of before repeats existed (no such keys) against this baseline: no false warning
+    older = {k: v for k, v in report.items() if k not in ("repeats", "vary", "protocol")}
+    assert provenance_warnings(older, data) == []

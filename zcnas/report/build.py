@@ -19,7 +19,8 @@ from zcnas import __version__
 from zcnas.errors import ZcnasError
 from zcnas.report import bootstrap
 from zcnas.report.ceiling import noise_ceilings, parse_ceiling_pair
-from zcnas.report.metrics import DEFAULT_TOP_K, metric_names, point_metrics_with_reasons, top_k_count, top_k_metric_names
+from zcnas.report.metrics import DEFAULT_TOP_K, correlations, metric_names, point_metrics_with_reasons, top_k_count, top_k_metric_names
+from zcnas.report.reliability import above_bound, attenuation_bound, run_reliability
 from zcnas.run.store import FAILED, OK, RunStore
 
 REPORT_SCHEMA_VERSION = 2
@@ -109,6 +110,12 @@ def build_report(
         counts,
         confidence,
     )
+    repeats = max(1, int(store.spec.repeats))
+    reliability = run_reliability(store, counts, confidence) if repeats > 1 else {}
+    if repeats > 1:
+        for target in targets:
+            for proxy, entry in per_target[target].items():
+                _add_reliability(entry, store, proxy, target, reliability.get(proxy), ceilings.get(target))
     seconds = time.perf_counter() - started
 
     proxies = []
@@ -123,6 +130,7 @@ def build_report(
                 "pending": int((store.status[proxy] == 0).sum()),
                 "median_seconds": float(np.median(spent)) if len(spent) else None,
                 "first_errors": sorted({e for e in store.errors[proxy] if e})[:3],
+                **({"reliability": reliability.get(proxy)} if repeats > 1 else {}),
                 "targets": {target: per_target[target][proxy] for target in targets},
             }
         )
@@ -132,6 +140,9 @@ def build_report(
         **run_provenance(store),
         "seed": store.spec.seed,
         "batch_size": store.spec.batch_size,
+        "repeats": repeats,
+        "vary": store.spec.vary,
+        "protocol": store.spec.protocol,
         "architectures": n,
         "pending": len(store.pending_rows()),  # architectures some proxy has not finished yet
         "metrics": names,
@@ -150,6 +161,22 @@ def build_report(
         "noise_ceiling": ceilings,
         "proxies": proxies,
     }
+
+
+def _add_reliability(entry: dict, store: RunStore, proxy: str, target: str, reliability: dict | None, ceiling: dict | None) -> None:
+    """What a run with repeats adds to a proxy x target entry: the attenuation bound its
+    reliability and the target's noise ceiling allow, whether its ρ lies above it, and the
+    Spearman ρ of each repeat alone (what one scoring would have given)."""
+    bound = attenuation_bound(reliability, ceiling)
+    entry["reliability_bound"] = bound
+    entry["above_reliability_bound"] = above_bound(entry, bound)
+    if proxy in store.repeat_scores:
+        ok = store.repeat_status[proxy] == OK
+        values = store.targets[target]
+        entry["repeat_spearman"] = [
+            correlations(np.where(ok[:, r], store.repeat_scores[proxy][:, r], np.nan), values)["spearman"]
+            for r in range(store.repeat_scores[proxy].shape[1])
+        ]
 
 
 def primary_target(targets: Sequence[str], declared: str | None) -> str | None:

@@ -204,6 +204,10 @@ def make_baseline(
             "architectures": report.get("architectures"),
             "seed": report.get("seed"),
             "batch_size": report.get("batch_size"),
+            # How the scores were drawn (reports before repeats have none: one repeat).
+            "repeats": report.get("repeats", 1),
+            "vary": report.get("vary"),
+            "protocol": report.get("protocol"),
             "bootstrap": report.get("bootstrap"),
         },
     }
@@ -287,4 +291,9 @@ def provenance_warnings(report: dict, baseline: dict) -> list[str]:
     for key in ("benchmark", "search_space", "dataset", "architectures"):
         if made.get(key) is not None and report.get(key) is not None and made[key] != report[key]:
             warnings.append(f"the baseline was made on {key} {made[key]!r}, the report is of {report[key]!r}")
+    # Another protocol or number of repeats scores differently (a mean of 3 repeats is less noisy
+    # than one): a warning, like another benchmark; reliability numbers themselves are not checked.
+    for key in ("protocol", "repeats"):
+        if made.get(key) is not None and report.get(key) is not None and made[key] != report[key]:
+            warnings.append(f"the baseline's scores were made with {key} {made[key]!r}, the report's with {report[key]!r}")
     return warnings

@@ -16,6 +16,7 @@ from html import escape
 
 from zcnas.report.metrics import metric_label
 from zcnas.report.render import (
+    RELIABILITY_FLAG,
     Footnotes,
     above_ceiling,
     architectures_phrase,
@@ -23,8 +24,12 @@ from zcnas.report.render import (
     ceiling_sentence,
     fmt,
     fmt_interval,
+    has_reliability,
     ordered_targets,
     ranked_proxies,
+    reliability_columns,
+    reliability_rows,
+    reliability_sentence,
     table_columns,
 )
 
@@ -214,7 +219,7 @@ def _table(report: dict, target: str) -> str:
     rows = []
     for entry in ranked_proxies(report, target):
         cells = entry["targets"][target]
-        flag = " ▲" if above_ceiling(cells, ceiling) else ""
+        flag = (" ▲" if above_ceiling(cells, ceiling) else "") + (f" {RELIABILITY_FLAG}" if cells.get("above_reliability_bound") else "")
         row = [f"<td>{escape(entry['proxy'])}{flag}</td>"]
         for metric in report["metrics"]:
             cell = cells[metric]
@@ -226,6 +231,25 @@ def _table(report: dict, target: str) -> str:
         rows.append("<tr>" + "".join(row) + "</tr>")
     footnotes = "".join(f'<p class="note footnote">{escape(line)}</p>' for line in notes.lines())
     return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{footnotes}'
+
+
+def _reliability_table(report: dict, target: str) -> str:
+    """The proxies' test-retest reliability and attenuation bounds (runs with repeats only)."""
+    if not has_reliability(report):
+        return ""
+    head = "".join(f"<th>{escape(c)}</th>" for c in reliability_columns(report))
+    rows = []
+    for row in reliability_rows(report, target):
+        cells = []
+        for text in row:
+            value, _, interval = text.partition(" [")
+            cells.append(f"<td>{escape(value)}" + (f'<br><span class="ci">[{escape(interval)}</span>' if interval else "") + "</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<h3>Reliability of the proxies</h3><p class="note">{escape(reliability_sentence(report))}</p>'
+        f'<div class="table-wrap"><table class="reliability"><thead><tr>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table></div>'
+    )
 
 
 def expected_svg_count(report: dict) -> int:
@@ -248,7 +272,9 @@ def to_html(report: dict) -> str:
         "<body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">{escape(architectures_phrase(report, where))}; '
-        f'run seed {report["seed"]}, probe batch {report["batch_size"]}; '
+        f'run seed {report["seed"]}, probe batch {report["batch_size"]}'
+        + (f', {report["repeats"]} repeats (vary {escape(report["vary"])}, {escape(report["protocol"])} protocol)' if has_reliability(report) else "")
+        + "; "
         f'zcnas {escape(report["zcnas_version"])}, {escape(report["created"])}.</p>',
         f'<p class="meta">{escape(bootstrap_sentence(report))} ▲: above the noise ceiling.</p>',
     ]
@@ -258,6 +284,7 @@ def to_html(report: dict) -> str:
             f"<h2>{escape(target)}</h2>",
             f'<p class="note">{escape(ceiling_sentence(report, target))}</p>',
             _table(report, target),
+            _reliability_table(report, target),
             '<div class="charts">',
             *[f"<figure>{bar_chart_svg(report, target, m)}</figure>" for m in BAR_METRICS],
             "</div>",

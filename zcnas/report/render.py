@@ -94,7 +94,7 @@ def _proxy_rows(report: dict, target: str, metric_cells: Callable[[dict], list[s
     rows = []
     for entry in ranked_proxies(report, target):
         cells = entry["targets"][target]
-        flag = " ▲" if above_ceiling(cells, ceiling) else ""
+        flag = (" ▲" if above_ceiling(cells, ceiling) else "") + (f" {RELIABILITY_FLAG}" if cells.get("above_reliability_bound") else "")
         rows.append(
             [
                 entry["proxy"] + flag,
@@ -179,6 +179,90 @@ def ceiling_sentence(report: dict, target: str) -> str:
     )
 
 
+RELIABILITY_FLAG = "◆"
+SOURCE_LABELS = {"init": "init only", "batch": "batch only", "both": "init and batch"}
+
+
+def has_reliability(report: dict) -> bool:
+    """Whether the report is of a run with repeats (every proxy then has a reliability entry)."""
+    return (report.get("repeats") or 1) > 1
+
+
+def reliability_sentence(report: dict) -> str:
+    """What the reliability table of a run with repeats shows, in one paragraph."""
+    repeats, vary = report.get("repeats") or 1, report.get("vary", "both")
+    protocol = report.get("protocol", "zcnas")
+    varied = {"init": "the initialisation", "batch": "the probe batch", "both": "the initialisation and the probe batch"}[vary]
+    kinds = [SOURCE_LABELS[k] for k in ("init", "batch", "both") if k in _pair_kinds(report)]
+    return (
+        f"Reliability: every architecture scored {repeats} times ({protocol} protocol), varying {varied}; "
+        f"the score is the mean of the repeats. Retest ρ: mean Spearman between two repeats"
+        + (f" (by what differs between them: {', '.join(kinds)})" if len(kinds) > 1 else "")
+        + "; ICC(2,1) of their ranks; aggregate: the reliability of the mean of the repeats (Spearman–Brown). "
+        f"Bound: the most |ρ| the proxy's and the target's reliabilities permit (√(rel_proxy·rel_target)); "
+        f"{RELIABILITY_FLAG} above it."
+    )
+
+
+def _pair_kinds(report: dict) -> list[str]:
+    kinds: list[str] = []
+    for entry in report["proxies"]:
+        for kind in (entry.get("reliability") or {}).get("sources", {}):
+            if kind not in kinds:
+                kinds.append(kind)
+    return kinds
+
+
+def reliability_columns(report: dict, *, compact: bool = False) -> list[str]:
+    """Columns of the reliability table of one target (`compact`: the terminal's)."""
+    kinds = _pair_kinds(report)
+    by_source = [f"retest ρ, {SOURCE_LABELS[k]}" for k in kinds] if len(kinds) > 1 else []
+    single = "retest ρ (95%)" if compact else "retest ρ"
+    return [
+        "proxy", "ρ (aggregate)", "ρ one repeat", single, "ICC(2,1)", *by_source,
+        f"aggregate reliability ρ ({report.get('repeats')})", "bound on |ρ|", "repeat failures",
+    ]
+
+
+def reliability_rows(report: dict, target: str, *, compact: bool = False) -> list[list[str]]:
+    """One row per proxy, in the order of the target's table; a flag where |ρ| is above the bound."""
+    kinds = _pair_kinds(report)
+
+    def cell(c: dict | None) -> str:
+        if not c or c.get("value") is None:
+            return "—"
+        if c.get("low") is None:
+            return fmt(c["value"])
+        if compact:
+            return f"{fmt(c['value'])} ({fmt(c['low'], 2)}–{fmt(c['high'], 2)})"
+        return fmt_interval(c)
+
+    rows = []
+    for entry in ranked_proxies(report, target):
+        cells = entry["targets"][target]
+        reliability = entry.get("reliability")
+        single = [v for v in cells.get("repeat_spearman") or [] if v is not None]
+        flag = f" {RELIABILITY_FLAG}" if cells.get("above_reliability_bound") else ""
+        if not reliability:
+            rows.append([entry["proxy"], fmt(cells["spearman"]["value"]), "—", "—", "—", *["—"] * (len(kinds) if len(kinds) > 1 else 0), "—", "—", "—"])
+            continue
+        sources = reliability.get("sources", {})
+        rows.append(
+            [
+                entry["proxy"] + flag,
+                fmt(cells["spearman"]["value"]),
+                fmt(sum(single) / len(single)) if single else "—",
+                cell(reliability["agreement"]["spearman"]),
+                cell(reliability["agreement"]["icc"]) if not compact else fmt(reliability["agreement"]["icc"]["value"]),
+                *([cell((sources.get(k) or {}).get("spearman")) if not compact else fmt(((sources.get(k) or {}).get("spearman") or {}).get("value")) for k in kinds] if len(kinds) > 1 else []),
+                cell(reliability["aggregate"]["spearman"]),
+                cell(cells.get("reliability_bound")) if not compact else fmt((cells.get("reliability_bound") or {}).get("value")),
+                f"{reliability['repeat_failed']}",
+            ]
+        )
+    return rows
+
+
 def architectures_phrase(report: dict, of: str = "") -> str:
     """'40 architectures' of a finished run, '14 of 40 architectures scored (26 pending)' of an
     unfinished one; `of` (e.g. ' of nb201 on cifar10') goes after 'architectures'."""
@@ -235,7 +319,8 @@ def to_markdown(report: dict) -> str:
         f"# zcnas report: {report['benchmark']}",
         "",
         f"{architectures_phrase(report, where)}, "
-        f"seed {report['seed']}, probe batch {report['batch_size']}.",
+        f"seed {report['seed']}, probe batch {report['batch_size']}"
+        + (f", {report['repeats']} repeats (vary {report['vary']}, {report['protocol']} protocol)." if has_reliability(report) else "."),
         "",
         bootstrap_sentence(report) + (f" Top-k: {top} (k = ceil(k% of n), at least 1)." if top else ""),
         "",
@@ -254,6 +339,20 @@ def to_markdown(report: dict) -> str:
             lines += [*[line + "  " for line in notes.lines()], ""]
         if any(above_ceiling(e["targets"][target], report.get("noise_ceiling", {}).get(target)) for e in report["proxies"]):
             lines += ["▲ above the noise ceiling: suspect a leak of the target into the proxy.", ""]
+        if has_reliability(report):
+            columns = reliability_columns(report)
+            lines += [f"### Reliability of the proxies ({target})", "", reliability_sentence(report), ""]
+            lines.append("| " + " | ".join(columns) + " |")
+            lines.append("|---|" + "---:|" * (len(columns) - 1))
+            for row in reliability_rows(report, target):
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+            if any(e["targets"][target].get("above_reliability_bound") for e in report["proxies"]):
+                lines += [
+                    f"{RELIABILITY_FLAG} |ρ| above what the proxy's own reliability and the target's permit: "
+                    "suspect a leak or a bug, or too few repeats/architectures to measure the reliability.",
+                    "",
+                ]
     failures = [e for e in report["proxies"] if e["failed"]]
     if failures:
         lines += ["## Failures", ""]
