@@ -99,7 +99,8 @@ def test_roundtrip_keeps_everything(tiny):
 
 def test_layout_and_dtypes_on_disk(tiny):
     with h5py.File(tiny, "r") as file:
-        assert file.attrs["format_version"] == 1
+        assert file.attrs["format_version"] == 2
+        assert file["probe"].attrs["kind"] == "images"
         for key in ("name", "search_space", "dataset", "num_classes", "source", "created"):
             assert key in file.attrs
         assert h5py.check_string_dtype(file["archs/encoding"].dtype).encoding == "utf-8"
@@ -234,13 +235,13 @@ def test_missing_root_attribute_is_named(tiny):
 
 def test_missing_format_version(tiny):
     break_file(tiny, lambda f: f.attrs.__delitem__("format_version"))
-    with pytest.raises(BenchmarkError, match=r"no format_version attribute.*format version 1"):
+    with pytest.raises(BenchmarkError, match=r"no format_version attribute.*format versions 1 and 2"):
         open_benchmark(tiny)
 
 
 def test_unknown_format_version_says_which_are_supported(tiny):
     break_file(tiny, lambda f: f.attrs.__setitem__("format_version", 99))
-    with pytest.raises(BenchmarkError, match=r"format_version 99, but this zcnas reads only format version 1"):
+    with pytest.raises(BenchmarkError, match=r"format_version 99, but this zcnas reads only format versions 1 and 2;"):
         open_benchmark(tiny)
 
 
@@ -352,7 +353,7 @@ def test_probe_labels_outside_num_classes(tiny, label):
 
 
 def test_messages_are_one_sentence_naming_the_file(tiny):
-    break_file(tiny, lambda f: f.attrs.__setitem__("format_version", 2))
+    break_file(tiny, lambda f: f.attrs.__setitem__("format_version", 3))
     with pytest.raises(BenchmarkError) as caught:
         open_benchmark(tiny)
     message = str(caught.value)

@@ -24,7 +24,10 @@ from zcnas.spaces import get_space
 SPACE = get_space("nb201")
 # All-conv, and a mix of pool/1x1/skip: every proxy must be finite on both.
 ARCHS = TINY_ARCHS[:2]
-NAMES = [info.name for info in list_proxies()]
+# The image battery runs every proxy that applies to image networks; the token battery below
+# every proxy that applies to token networks; metadata is checked for all.
+ALL_NAMES = [info.name for info in list_proxies()]
+NAMES = [info.name for info in list_proxies(input_kind="image")]
 INFOS = {info.name: info for info in list_proxies()}
 NUM_CLASSES = 10
 SLOTS = set(SPACE.layer_slots(N=1))
@@ -78,10 +81,12 @@ def test_there_is_a_battery_to_run():
     assert {"grad_norm", "snip", "synflow", "nwot", "params", "flops"} <= set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL_NAMES)
 def test_metadata_is_complete(name):
     info = INFOS[name]
     assert info.family and info.reference and info.summary, "family, reference and docstring are required"
+    assert info.applies_to and set(info.applies_to) <= {"image", "tokens"}
+    assert len(info.applies_to) == 2 or len(info.not_for) > 20, "a proxy for one kind says why not the other"
     assert set(info.passes) <= KNOWN_PASSES and info.passes
     assert info.aggregation in AGGREGATIONS and info.layer_keys in LAYER_KEYS
     assert info.min_batch >= 1
@@ -207,3 +212,155 @@ def test_shared_passes_give_the_same_scores_as_each_proxy_alone(arch):
         assert shared[name].ok and alone[name].ok, (name, shared[name].error, alone[name].error)
         assert shared[name].score == alone[name].score, name
         assert shared[name].layers == alone[name].layers, name
+
+
+# ---------------------------------------------------------------------------------------------
+# The same battery on token networks: every proxy that applies to them, on a tiny NAS-Bench-BERT
+# network (the space's small_options: 1000-token vocabulary, 64 positions), a batch of 8
+# sequences of 16 ids with one padded sequence, and labels for the proxies that need them. Every
+# proxy that does not apply is refused in one sentence before any work, on both kinds.
+# ---------------------------------------------------------------------------------------------
+
+TOKEN_SPACE = get_space("nasbert")
+TOKEN_ARCHS = ["h128|SA:WMA:2:512x3|DSC:5:4:512x1", "h256|LT:DCT:4:1024x1|SA:SDP:2:512x1|DSC:9:2:1024x3|LT:DFT:2:512x3"]
+TOKEN_NAMES = [info.name for info in list_proxies(input_kind="tokens")]
+TOKEN_CLASSES = 3
+TOKEN_SLOTS = set(TOKEN_SPACE.layer_slots())
+
+
+def build_tokens(arch: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return TOKEN_SPACE.build(arch, num_classes=TOKEN_CLASSES, **TOKEN_SPACE.small_options)
+
+
+def token_probe(seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, TOKEN_SPACE.small_options["vocab_size"], (8, 16), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[5, 12:] = 0
+    ids[5, 12:] = 0
+    return ids, mask, torch.arange(8) % TOKEN_CLASSES
+
+
+def token_score(model, ids, mask, y, name, **kwargs):
+    outcome = compute_proxies(model, ids, y, [name], num_classes=TOKEN_CLASSES, attention_mask=mask, **kwargs)[name]
+    assert outcome.ok, f"{name} failed: {outcome.error}"
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def token_outcomes():
+    ids, mask, y = token_probe()
+    return {
+        arch: compute_proxies(build_tokens(arch), ids, y, TOKEN_NAMES, num_classes=TOKEN_CLASSES, attention_mask=mask)
+        for arch in TOKEN_ARCHS
+    }
+
+
+def test_token_battery_covers_the_classics_and_the_transformer_family():
+    assert {"grad_norm", "snip", "synflow", "nwot", "params", "jacob_cov", "zico", "fisher"} <= set(TOKEN_NAMES)
+    transformer = {info.name for info in list_proxies() if info.family == "transformer"}
+    assert len(transformer) == 15 and transformer <= set(TOKEN_NAMES)
+    assert {"zen", "linear_regions", "flops", "epe_nas"}.isdisjoint(TOKEN_NAMES)
+
+
+@pytest.mark.parametrize("arch", TOKEN_ARCHS, ids=["two-layer", "four-layer"])
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_token_score_is_finite(token_outcomes, name, arch):
+    outcome = token_outcomes[arch][name]
+    assert outcome.ok, f"{name} failed: {outcome.error}"
+    assert isinstance(outcome.score, float) and math.isfinite(outcome.score)
+
+
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_token_score_is_deterministic_for_a_seed_despite_dropout(name):
+    ids, mask, y = token_probe()
+    first = token_score(build_tokens(TOKEN_ARCHS[0], seed=3), ids, mask, y, name, seed=11)
+    second = token_score(build_tokens(TOKEN_ARCHS[0], seed=3), ids, mask, y, name, seed=11)
+    assert first.score == second.score and first.layers == second.layers
+
+
+@pytest.mark.parametrize("eval_mode", [False, True], ids=["train", "eval"])
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_token_proxy_leaves_network_and_probe_untouched(token_outcomes, name, eval_mode):
+    model = build_tokens(TOKEN_ARCHS[0])
+    if eval_mode:
+        model.eval()
+    ids, mask, y = token_probe()
+    before = (ids.clone(), mask.clone(), y.clone())
+    snapshot = _snapshot(model)
+    outcome = token_score(model, ids, mask, y, name)
+    _assert_untouched(model, snapshot, name)
+    assert torch.equal(ids, before[0]) and torch.equal(mask, before[1]) and torch.equal(y, before[2])
+    assert outcome.score == token_outcomes[TOKEN_ARCHS[0]][name].score
+
+
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_token_batch_of_one_works_or_is_refused_clearly(name):
+    ids, mask, y = token_probe()
+    info = INFOS[name]
+    if info.min_batch > 1:
+        with pytest.raises(ProxyError, match=rf"batch of at least {info.min_batch} sequences"):
+            check_batch([name], 1, input_kind="tokens")
+    else:
+        outcome = token_score(build_tokens(TOKEN_ARCHS[0]), ids[:1], mask[:1], y[:1], name)
+        assert math.isfinite(outcome.score)
+
+
+@pytest.mark.parametrize("arch", TOKEN_ARCHS, ids=["two-layer", "four-layer"])
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_token_per_layer_statistics_match_the_score_and_the_slots(token_outcomes, name, arch):
+    info = INFOS[name]
+    outcome = token_outcomes[arch][name]
+    layers = outcome.layers
+    assert all(isinstance(v, float) and math.isfinite(v) for v in layers.values())
+    if info.aggregation == "sum":
+        assert layers, f"{name} says its layers sum to the score but has none"
+        assert sum(layers.values()) == pytest.approx(outcome.score, rel=1e-6, abs=1e-12)
+    if info.layer_keys == "conv_linear":
+        slots = {TOKEN_SPACE.slot_of(key) for key in layers}
+        assert None not in slots and slots <= TOKEN_SLOTS, f"{name} has values outside the nasbert slots"
+        model = build_tokens(arch)
+        model._modules = dict(reversed(list(model._modules.items())))
+        ids, mask, y = token_probe()
+        reordered = token_score(model, ids, mask, y, name)
+        assert reordered.layers == pytest.approx(layers, rel=1e-9, abs=1e-12)
+    elif info.layer_keys == "none":
+        assert layers == {}
+
+
+def test_token_shared_passes_give_the_same_scores_as_each_proxy_alone():
+    ids, mask, y = token_probe()
+    arch = TOKEN_ARCHS[1]
+    kwargs = dict(num_classes=TOKEN_CLASSES, attention_mask=mask, seed=4)
+    shared = compute_proxies(build_tokens(arch), ids, y, TOKEN_NAMES, share=True, **kwargs)
+    alone = compute_proxies(build_tokens(arch), ids, y, TOKEN_NAMES, share=False, **kwargs)
+    for name in TOKEN_NAMES:
+        assert shared[name].ok and alone[name].ok, (name, shared[name].error, alone[name].error)
+        assert shared[name].score == alone[name].score, name
+        assert shared[name].layers == alone[name].layers, name
+
+
+def test_the_attention_mask_reaches_the_network():
+    ids, mask, y = token_probe()
+    model = build_tokens(TOKEN_ARCHS[0])
+    with_mask = token_score(model, ids, mask, y, "grad_norm").score
+    without = token_score(model, ids, None, y, "grad_norm").score
+    assert with_mask != without
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in TOKEN_NAMES])
+def test_a_proxy_for_images_only_refuses_tokens_in_one_sentence(name):
+    ids, mask, y = token_probe()
+    with pytest.raises(ProxyError) as caught:
+        compute_proxies(build_tokens(TOKEN_ARCHS[0]), ids, y, [name], num_classes=TOKEN_CLASSES, attention_mask=mask)
+    message = str(caught.value)
+    assert message.startswith(f"Proxy {name} does not apply to token networks: ") and len(message) > 60
+    assert message.endswith(".") and "\n" not in message and INFOS[name].not_for in message
+
+
+@pytest.mark.parametrize("name", [n for n in TOKEN_NAMES if not INFOS[n].applies("image")])
+def test_a_proxy_for_tokens_only_refuses_images_in_one_sentence(name):
+    x, y = probe()
+    with pytest.raises(ProxyError, match=rf"^Proxy {name} does not apply to image networks: .*\.$"):
+        compute_proxies(build(ARCHS[0]), x, y, [name], num_classes=NUM_CLASSES)

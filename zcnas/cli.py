@@ -76,17 +76,30 @@ def proxies_command(
     pattern: str = typer.Argument("*", help="Wildcard on proxy names, e.g. 'grad*'."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the full documentation (docs/proxies.md)."),
+    space: Optional[str] = typer.Option(
+        None, "--space", help="Only the proxies that apply to this space's networks (its input kind: images or tokens)."
+    ),
 ) -> None:
-    """List the registered proxies: family, labels, passes, reference.
+    """List the registered proxies: family, inputs, labels, passes, reference.
 
-    Example: zcnas proxies 'syn*'
+    Example: zcnas proxies 'syn*'   or   zcnas proxies --space nasbert
     """
     from zcnas.proxies import list_proxies, proxies_markdown
 
-    infos = list_proxies(pattern)
+    input_kind = None
+    if space is not None:
+        from zcnas.spaces import get_space
+
+        input_kind = get_space(space).input_kind
+    infos = list_proxies(pattern, input_kind=input_kind)
     if not infos:
         from zcnas.errors import ProxyError
 
+        if input_kind is not None:
+            raise ProxyError(
+                f"No proxy matching {pattern!r} applies to the {space} space's networks ({input_kind} input); "
+                "run `zcnas proxies` to list them all."
+            )
         raise ProxyError(f"No proxy matches {pattern!r}; run `zcnas proxies` to list them all.")
     if markdown:
         typer.echo(proxies_markdown(infos), nl=False)
@@ -98,6 +111,7 @@ def proxies_command(
             {
                 "name": i.name,
                 "family": i.family,
+                "applies_to": list(i.applies_to),
                 "needs_labels": i.needs_labels,
                 "needs_data": i.needs_data,
                 "passes": list(i.passes),
@@ -110,11 +124,11 @@ def proxies_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(infos)} prox{'y' if len(infos) == 1 else 'ies'}", show_lines=False)
-    for column in ("name", "family", "labels", "data", "passes", "reference"):
+    for column in ("name", "family", "inputs", "labels", "data", "passes", "reference"):
         table.add_column(column, overflow="fold")
     for i in infos:
         table.add_row(
-            i.name, i.family, "yes" if i.needs_labels else "no", "yes" if i.needs_data else "no",
+            i.name, i.family, ", ".join(i.applies_to), "yes" if i.needs_labels else "no", "yes" if i.needs_data else "no",
             ", ".join(i.passes), i.reference,
         )
     console.print(table)
@@ -409,22 +423,6 @@ def _print_target_table(report: dict, target: str) -> None:
         console.print(caption, highlight=False)
     for line in notes.lines():
         console.print(line, highlight=False)
-    _print_reliability(report, target)
-
-
-def _print_reliability(report: dict, target: str) -> None:
-    """A run with repeats: each proxy's test-retest reliability and attenuation bound, under the
-    noise ceiling the target's table ends with."""
-    from zcnas.report.render import has_reliability, reliability_columns, reliability_rows, reliability_sentence
-
-    if not has_reliability(report):
-        return
-    table = Table(title=f"reliability of the proxies ({report['repeats']} repeats, vary {report['vary']})", caption=reliability_sentence(report))
-    for column in reliability_columns(report, compact=True):
-        table.add_column(column, justify="left" if column == "proxy" else "right", overflow="fold")
-    for row in reliability_rows(report, target, compact=True):
-        table.add_row(*row)
-    _print_whole(table)
 
 
 def _natural_width(renderable, *, minimum: bool = False) -> int:

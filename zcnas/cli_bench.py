@@ -232,6 +232,77 @@ def import_naslib_zc_command(
         console.print(line, highlight=False, soft_wrap=True)
 
 
+@import_app.command("nasbert")
+@user_errors
+def import_nasbert_command(
+    table: Path = typer.Argument(
+        ..., help="NAS-Bench-BERT's benchmark JSON (data/BERT_benchmark.json of aaronserianni/training-free-nas).",
+        show_default=False,
+    ),
+    out: Path = typer.Option(Path("nasbert.h5"), "--out", "-o", help="Benchmark file to write."),
+    probe_text: str = typer.Option(
+        "jargon",
+        "--probe-text",
+        help="Text of the token probe: 'jargon' (the Jargon File, public domain, Debian package jargon-text), "
+        "a UTF-8 text file (plain or .gz), or 'random' (uniformly random token ids).",
+    ),
+    probe_size: int = typer.Option(512, "--probe-size", help="Probe sequences to keep."),
+    probe_length: int = typer.Option(128, "--probe-length", help="Tokens per probe sequence, [CLS] and [SEP] included (3..512)."),
+    probe_seed: int = typer.Option(0, "--probe-seed", help="Seed of the probe's windows (or random ids) and surrogate labels."),
+    as_scored: bool = typer.Option(
+        False,
+        "--as-scored/--as-configured",
+        help="Score the networks the authors scored (hidden 256, feed-forward 1024 everywhere: their notebook's "
+        "config bug) instead of the networks as configured.",
+    ),
+    reference_scores: Optional[Path] = typer.Option(
+        None,
+        "--reference-scores",
+        help="The authors' metric table (BERT_results_activation.csv): also write it as a finished reference run.",
+    ),
+    run_out: Optional[Path] = typer.Option(
+        None, "--run-out", help="Reference run file (default: <out stem>.authors.h5 next to --out)."
+    ),
+    name: Optional[str] = typer.Option(None, "--name", help="Benchmark name (default: nasbert, or nasbert-scored)."),
+    force: bool = FORCE,
+):
+    """Import NAS-Bench-BERT: 491 transformer encoders, their GLUE scores, and a token probe.
+
+    Targets: glue (primary) and the eight GLUE tasks. Nine of the 500 ids repeat an architecture:
+    the first id is kept, the others recorded. See docs/benchmark-format.md (token probes).
+
+    Example: zcnas bench import nasbert nas_bench_bert_benchmark.json --as-scored --reference-scores
+    nas_bench_bert_reference_scores.csv --out nasbert.h5
+    """
+    from zcnas.bench.nasbert_import import import_nasbert
+
+    _check_out(out, force)
+    check_seed(probe_seed, "--probe-seed")
+    if run_out is not None:
+        check_writable(run_out, "--run-out", example="nasbert.authors.h5")
+    result = import_nasbert(
+        table, out, probe_text=probe_text, probe_size=probe_size, probe_length=probe_length,
+        probe_seed=probe_seed, as_scored=as_scored, name=name, reference_scores=reference_scores, run_out=run_out,
+    )
+    benchmark = result.benchmark
+    probe = benchmark.probe_tokens
+    console.print(
+        styled(
+            "wrote",
+            "green",
+            f" {benchmark.path}: {benchmark.n_archs:,} architectures, targets {', '.join(benchmark.targets)}, "
+            f"{probe.size} probe sequences of {probe.length} tokens ({probe.attrs.get('text')})",
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.duplicates:
+        dropped = ", ".join(f"{k} (= {v})" for k, v in result.duplicates.items())
+        warn(f"{len(result.duplicates)} ids repeat an earlier architecture and were dropped, first kept: {dropped}")
+    if result.run_path is not None:
+        console.print(styled("wrote", "green", f" reference run {result.run_path} (the authors' 15 metric columns)"))
+
+
 def _report_written(benchmark) -> None:
     console.print(
         styled(
@@ -274,11 +345,19 @@ def info_command(
     about.add_row("architectures", f"{summary['n_archs']:,}")
     about.add_row("primary target", summary.get("primary_target") or "-")
     shape = summary["probe_shape"]
-    about.add_row(
-        "probe",
-        f"{shape[0]} images {shape[1]}x{shape[2]}x{shape[3]} (NHWC), "
-        f"mean {_numbers(summary['probe_mean'])}, std {_numbers(summary['probe_std'])}",
-    )
+    if summary.get("probe_kind") == "tokens":
+        probe_text = (
+            f"{shape[0]} token sequences of {shape[1]} (vocabulary {summary['probe_vocab_size']:,}), "
+            f"{summary.get('probe_tokenizer') or 'tokenizer not recorded'}"
+        )
+    elif shape is None:
+        probe_text = "none (table-only: nothing to score)"
+    else:
+        probe_text = (
+            f"{shape[0]} images {shape[1]}x{shape[2]}x{shape[3]} (NHWC), "
+            f"mean {_numbers(summary['probe_mean'])}, std {_numbers(summary['probe_std'])}"
+        )
+    about.add_row("probe", probe_text)
     about.add_row("source", summary["source"] or "-")
     about.add_row("created", summary["created"] or "-")
     console.print(about, highlight=False)

@@ -20,11 +20,15 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
+from zcnas.bench.tokens import PROBE_KINDS, TokenProbe, token_batch, token_labels, validate_token_probe
 from zcnas.errors import ArchError, BenchmarkError
 from zcnas.files import BENCHMARK, identify, wrong_kind
 
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+# Version 2 (token probes): the probe group says what it holds (`kind`: images or tokens) and a
+# token probe is probe/ids + probe/attention_mask (+ optional probe/y); version-1 files, whose
+# probe is always images, are still read.
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 # Root attributes every file carries; `source` and `created` are written always but only
 # required on read from version 2 on (hand-made version-1 files may lack them).
@@ -63,6 +67,22 @@ class Benchmark:
     target_std: dict[str, np.ndarray] = field(default_factory=dict)
     target_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    # A token probe (format version 2) instead of probe images; None for an image probe.
+    probe_tokens: TokenProbe | None = None
+
+    @property
+    def probe_kind(self) -> str | None:
+        """"tokens", "images", or None for a benchmark without probe data."""
+        if self.probe_tokens is not None:
+            return "tokens"
+        return "images" if self.probe_images is not None else None
+
+    def probe_batch_labels(self, size: int, seed: int | None = None):
+        """The labels of a token probe batch (the rows `probe_batch(size, seed)` draws), or None
+        when the token probe has none. Image probes return their labels from `probe_batch`."""
+        if self.probe_tokens is None:
+            raise BenchmarkError(f"Benchmark {self.path} has no token probe; probe_batch returns image labels.")
+        return token_labels(self.probe_tokens, size, seed, self.path)
 
     @property
     def primary_target(self) -> str | None:
@@ -96,6 +116,10 @@ class Benchmark:
         """
         import torch  # only the probe batch needs torch; reading and validating do not
 
+        if self.probe_tokens is not None:
+            # Tokens: (ids, attention_mask), int64 (size, L); the first `size` sequences or a
+            # uniform draw by the seed (labels, where a token probe has them: probe_batch_labels).
+            return token_batch(self.probe_tokens, size, seed, self.path)
         if self.probe_labels is None:
             raise BenchmarkError(
                 f"Benchmark {self.path} holds no probe data, so its architectures cannot be scored; "
@@ -150,7 +174,14 @@ class Benchmark:
             "n_archs": self.n_archs,
             "targets": targets,
             "primary_target": self.primary_target,
-            "probe_shape": list(self.probe_images.shape) if self.probe_images is not None else None,
+            "probe_kind": self.probe_kind,
+            "probe_shape": (
+                list(self.probe_tokens.ids.shape)
+                if self.probe_tokens is not None
+                else list(self.probe_images.shape) if self.probe_images is not None else None
+            ),
+            "probe_vocab_size": self.probe_tokens.vocab_size if self.probe_tokens is not None else None,
+            "probe_tokenizer": self.probe_tokens.attrs.get("tokenizer") if self.probe_tokens is not None else None,
             "space_plugin": self.attrs.get("space_plugin"),
             "probe_mean": list(self.probe_mean),
             "probe_std": list(self.probe_std),
@@ -176,10 +207,10 @@ def write_benchmark(
     num_classes: int,
     encodings: Sequence[str],
     targets: Mapping[str, np.ndarray],
-    probe_images: np.ndarray,
-    probe_labels: np.ndarray,
-    probe_mean: Sequence[float],
-    probe_std: Sequence[float],
+    probe_images: np.ndarray | None = None,
+    probe_labels: np.ndarray | None = None,
+    probe_mean: Sequence[float] = (),
+    probe_std: Sequence[float] = (),
     source: str,
     index: np.ndarray | Sequence[int] | None = None,
     target_attrs: Mapping[str, Mapping[str, Any]] | None = None,
@@ -187,9 +218,12 @@ def write_benchmark(
     target_std: Mapping[str, np.ndarray] | None = None,
     extra_attrs: Mapping[str, Any] | None = None,
     primary_target: str | None = None,
+    probe_tokens: TokenProbe | None = None,
 ) -> Path:
     """Validate, then write a benchmark file atomically (temp file + rename); return its path.
 
+    The probe is images (`probe_images`, `probe_labels`, `probe_mean`, `probe_std`) or tokens
+    (`probe_tokens`, for a space whose networks take token ids), or neither (table-only).
     `primary_target` names the target reports lead with (default: the first of `targets`).
     Encodings are stored in the space's canonical form. The same checks as
     `open_benchmark` run before anything touches the disk, so no invalid file is written.
@@ -211,6 +245,8 @@ def write_benchmark(
             raise BenchmarkError(f"{where}: {label} names {', '.join(unknown)}, which are not targets.")
     if primary_target is not None:
         extra_attrs["primary_target"] = primary_target
+    if probe_tokens is not None and (probe_images is not None or probe_labels is not None):
+        raise BenchmarkError(f"{where}: give probe images or probe tokens, not both (labels go in the TokenProbe).")
 
     space = _space_or_error(search_space, where)
     from zcnas.spaces import plugin_reference
@@ -245,6 +281,7 @@ def write_benchmark(
         probe_mean=tuple(float(m) for m in np.ravel(probe_mean)),
         probe_std=tuple(float(s) for s in np.ravel(probe_std)),
         attrs=extra_attrs,
+        probe_tokens=probe_tokens,
     )
     _validate(benchmark, where, space)
 
@@ -295,9 +332,13 @@ def _write(file: h5py.File, b: Benchmark) -> None:
             dataset.attrs["role"] = role
             dataset.attrs["target"] = metric
 
+    if b.probe_tokens is not None:
+        _write_tokens(file.create_group("probe"), b.probe_tokens)
+        return
     if b.probe_images is None:
         return
     probe = file.create_group("probe")
+    probe.attrs["kind"] = "images"
     x = probe.create_dataset("x", data=b.probe_images.astype(np.uint8), compression="gzip", compression_opts=4)
     x.attrs["mean"] = np.asarray(b.probe_mean, dtype=np.float64)
     x.attrs["std"] = np.asarray(b.probe_std, dtype=np.float64)
@@ -341,18 +382,29 @@ def _read(file: h5py.File, path: Path, where: str) -> Benchmark:
     if "format_version" not in attrs:
         raise BenchmarkError(
             f"{where} has no format_version attribute, so it is not a zcnas benchmark "
-            f"(this zcnas reads format version {_versions()})."
+            f"(this zcnas reads {_versions()})."
         )
     version = attrs["format_version"]
     if not isinstance(version, (int, np.integer)) or int(version) not in SUPPORTED_VERSIONS:
         raise BenchmarkError(
-            f"{where} has format_version {version!r}, but this zcnas reads only format version "
+            f"{where} has format_version {version!r}, but this zcnas reads only "
             f"{_versions()}; upgrade zcnas or re-import the benchmark."
         )
-    for key in REQUIRED_ROOT_ATTRS:
+    for key in REQUIRED_ROOT_ATTRS + (("source", "created") if int(version) >= 2 else ()):
         if key not in attrs:
             raise BenchmarkError(f"{where} lacks the root attribute {key!r}.")
     has_probe = "probe" in file
+    tokens = None
+    if has_probe and isinstance(file["probe"], h5py.Group) and int(version) >= 2:
+        kind = _plain(file["probe"].attrs.get("kind"))
+        if kind not in PROBE_KINDS:
+            raise BenchmarkError(
+                f"{where} has a probe group whose kind attribute is {kind!r}; format version {int(version)} "
+                f"needs 'images' or 'tokens'."
+            )
+        if kind == "tokens":
+            has_probe = False  # not images; read below
+            tokens = _read_tokens(file["probe"], where)
     for name in REQUIRED_DATASETS + (PROBE_DATASETS if has_probe else ()):
         if not isinstance(file.get(name), h5py.Dataset):
             raise BenchmarkError(f"{where} has no dataset {name!r} (see docs/benchmark-format.md).")
@@ -426,6 +478,42 @@ def _read(file: h5py.File, path: Path, where: str) -> Benchmark:
         probe_mean=tuple(float(m) for m in np.ravel(mean)),
         probe_std=tuple(float(s) for s in np.ravel(std)),
         attrs=attrs,
+        probe_tokens=tokens,
+    )
+
+
+def _write_tokens(probe: h5py.Group, tokens: TokenProbe) -> None:
+    probe.attrs["kind"] = "tokens"
+    ids_dtype = np.int32 if int(tokens.vocab_size) <= np.iinfo(np.int32).max else np.int64
+    ids = probe.create_dataset("ids", data=tokens.ids.astype(ids_dtype), compression="gzip", compression_opts=4)
+    ids.attrs["vocab_size"] = int(tokens.vocab_size)
+    for key, value in tokens.attrs.items():
+        if value is not None and key != "vocab_size":
+            ids.attrs[key] = value
+    probe.create_dataset("attention_mask", data=tokens.attention_mask.astype(np.uint8), compression="gzip")
+    if tokens.labels is not None:
+        y = probe.create_dataset("y", data=tokens.labels.astype(np.int64))
+        for key, value in tokens.label_attrs.items():
+            if value is not None:
+                y.attrs[key] = value
+
+
+def _read_tokens(probe: h5py.Group, where: str) -> TokenProbe:
+    for name in ("ids", "attention_mask"):
+        if not isinstance(probe.get(name), h5py.Dataset):
+            raise BenchmarkError(f"{where} has a token probe without the dataset 'probe/{name}' (see docs/benchmark-format.md).")
+    ids = probe["ids"]
+    if "vocab_size" not in ids.attrs:
+        raise BenchmarkError(f"{where} lacks the probe/ids attribute 'vocab_size' (the tokenizer's vocabulary).")
+    attrs = {key: _plain(value) for key, value in ids.attrs.items() if key != "vocab_size"}
+    labels = probe.get("y")
+    return TokenProbe(
+        ids=ids[()],
+        attention_mask=probe["attention_mask"][()],
+        vocab_size=_plain(ids.attrs["vocab_size"]),
+        labels=labels[()] if isinstance(labels, h5py.Dataset) else None,
+        attrs=attrs,
+        label_attrs={key: _plain(value) for key, value in labels.attrs.items()} if labels is not None else {},
     )
 
 
@@ -483,6 +571,9 @@ def _validate(b: Benchmark, where: str, space) -> None:
                     f"need shape {expected}."
                 )
 
+    if b.probe_tokens is not None:
+        validate_token_probe(b.probe_tokens, where, space, b.num_classes, _options_of(b, where))
+        return
     images, labels = b.probe_images, b.probe_labels
     if images is None or labels is None:
         if getattr(space, "can_build", True) and images is not labels:
@@ -528,6 +619,20 @@ def _validate(b: Benchmark, where: str, space) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+def _options_of(b: Benchmark, where: str) -> dict:
+    """The benchmark's network build options (root attribute `space_options`, JSON)."""
+    import json
+
+    raw = b.attrs.get("space_options")
+    if raw in (None, ""):
+        return {}
+    try:
+        options = json.loads(raw) if isinstance(raw, (str, bytes)) else dict(raw)
+    except (ValueError, TypeError):
+        raise BenchmarkError(f"{where} has an unreadable space_options attribute: {raw!r}.") from None
+    return options if isinstance(options, dict) else {}
+
+
 def _space_or_error(name: str, where: str, plugin: str | None = None):
     """The space a benchmark names (`plugin`: the reference a plugin space was loaded from),
     or one sentence saying which space or package is missing."""
@@ -571,4 +676,8 @@ def _clause(error: BaseException) -> str:
 
 
 def _versions() -> str:
-    return ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+    """'format version 1' or 'format versions 1 and 2'."""
+    numbers = [str(v) for v in SUPPORTED_VERSIONS]
+    if len(numbers) == 1:
+        return f"format version {numbers[0]}"
+    return f"format versions {', '.join(numbers[:-1])} and {numbers[-1]}"

@@ -10,6 +10,7 @@ from zcnas.proxies.registry import ProxyResult, proxy
 
 @proxy(
     "nwot",
+    applies_to=("image", "tokens"),
     family="activation",
     passes=("relu_codes",),
     needs_labels=False,
@@ -30,6 +31,10 @@ def nwot(ctx: ProbeContext) -> ProxyResult:
     the reference (eval mode with untrained running stats was a bug there). K is accumulated
     in float64 (the reference: float32 products, float64 sum; exact either way, as entries are
     integer counts). No per-layer statistics.
+
+    Token networks: their GELUs take the ReLUs' place (the code is the sign of the
+    pre-activation, as in NASWOT), each sample's code spanning all its positions; this is the
+    NASWOT kernel that Serianni & Kalita's activation distance sums over positions instead.
     """
     kernel = ctx.train_pass().relu_kernel
     sign, logabsdet = torch.linalg.slogdet(kernel)
@@ -38,6 +43,7 @@ def nwot(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "zen",
+    not_for="it feeds Gaussian images and reads the features before global pooling (forward_pre_gap), neither of which a network of token ids has",
     family="activation",
     passes=("zen",),
     needs_labels=False,

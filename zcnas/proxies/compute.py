@@ -9,7 +9,7 @@ import torch
 
 from zcnas.errors import ProxyError
 from zcnas.proxies.passes import NTK_BATCH, ProbeContext
-from zcnas.proxies.registry import check_finite, get_proxy
+from zcnas.proxies.registry import check_applicable, check_finite, get_proxy
 
 
 @dataclass
@@ -26,13 +26,16 @@ class ProxyOutcome:
         return self.error is None
 
 
-def check_batch(names: list[str], batch_size: int, has_labels: bool = True) -> None:
-    """Refuse, before any work, a probe batch some proxy cannot use."""
+def check_batch(names: list[str], batch_size: int, has_labels: bool = True, input_kind: str = "image") -> None:
+    """Refuse, before any work, a probe batch some proxy cannot use, or a proxy that does not
+    apply to this kind of network ("image" or "tokens")."""
+    check_applicable(names, input_kind)
     for name in names:
         info = get_proxy(name)
         if batch_size < info.min_batch:
             raise ProxyError(
-                f"Proxy {name} needs a probe batch of at least {info.min_batch} images; "
+                f"Proxy {name} needs a probe batch of at least {info.min_batch} "
+                f"{'sequences' if input_kind == 'tokens' else 'images'}; "
                 f"got {batch_size} (raise --batch-size)."
             )
         if info.needs_labels and not has_labels:
@@ -49,6 +52,7 @@ def compute_proxies(
     seed: int = 0,
     share: bool = True,
     ntk_samples: int = NTK_BATCH,
+    attention_mask: torch.Tensor | None = None,
 ) -> dict[str, ProxyOutcome]:
     """Score `model` with each named proxy; one proxy failing does not stop the others.
 
@@ -57,13 +61,21 @@ def compute_proxies(
     computation plus its share of every pass it used, and the proxies' seconds add up to the
     time spent. Without, every proxy runs and pays for its passes alone. `ntk_samples`: how
     many probe samples the NTK kernel uses (ntk_cond, ntk_trace, lga).
+
+    `x` is a float image batch (N, C, H, W) or integer token ids (N, L) with an optional
+    `attention_mask` (N, L); a proxy that does not apply to that kind of network is refused
+    (ProxyError) before any work.
     """
     infos = [get_proxy(name) for name in names]
-    check_batch(names, int(x.shape[0]), y is not None)
+    input_kind = "image" if x.is_floating_point() else "tokens"
+    check_batch(names, int(x.shape[0]), y is not None, input_kind)
 
     def context(for_infos):
         passes = {p for info in for_infos for p in info.passes}
-        return ProbeContext(model, x, y, num_classes=num_classes, passes=passes, seed=seed, ntk_samples=ntk_samples)
+        return ProbeContext(
+            model, x, y, num_classes=num_classes, passes=passes, seed=seed, ntk_samples=ntk_samples,
+            attention_mask=attention_mask,
+        )
 
     contexts = [context(infos)] if share else []
     outcomes: dict[str, ProxyOutcome] = {}

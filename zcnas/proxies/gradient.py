@@ -21,6 +21,7 @@ def _summed(per_layer: dict[str, float]) -> ProxyResult:
 
 @proxy(
     "grad_norm",
+    applies_to=("image", "tokens"),
     family="gradient",
     passes=("loss_gradient",),
     needs_labels=True,
@@ -35,6 +36,7 @@ def grad_norm(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "snip",
+    applies_to=("image", "tokens"),
     family="gradient",
     passes=("loss_gradient",),
     needs_labels=True,
@@ -54,6 +56,7 @@ def snip(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "grasp",
+    applies_to=("image", "tokens"),
     family="gradient",
     passes=("hessian_gradient",),
     needs_labels=True,
@@ -76,6 +79,7 @@ def grasp(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "fisher",
+    applies_to=("image", "tokens"),
     family="gradient",
     passes=("activation_gradient",),
     needs_labels=True,
@@ -90,12 +94,17 @@ def fisher(ctx: ProbeContext) -> ProxyResult:
     value to all the channel's weights (`p_utils.reshape_elements` over `weight.shape[1:]`)
     before summing, so each channel counts fan-in = C_in/groups·k_h·k_w times; kept here,
     as a multiplication, so scores equal the reference's.
+
+    Token networks: a linear map's output (N, L, C) has its channels last; they are moved to
+    dimension 1 and the sequence summed as a conv's spatial positions are.
     """
     train = ctx.train_pass()
     per_layer = {}
     for name, act in train.activations.items():
         grad = train.activation_grads[name]
         products = act * grad
+        if products.dim() > 2 and train.weights[name].dim() == 2:
+            products = products.movedim(-1, 1)
         if products.dim() > 2:
             products = products.sum(dim=tuple(range(2, products.dim())))
         per_channel = products.pow(2).mean(0).mul(0.5).abs()
@@ -106,6 +115,7 @@ def fisher(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "plain",
+    applies_to=("image", "tokens"),
     family="gradient",
     passes=("loss_gradient",),
     needs_labels=True,
@@ -132,6 +142,7 @@ def plain(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "synflow",
+    applies_to=("image", "tokens"),
     family="gradient",
     passes=("synflow",),
     needs_labels=False,
@@ -143,6 +154,10 @@ def synflow(ctx: ProbeContext) -> ProxyResult:
 
     Raw value (not NASLib's signed log, which leaves ranks unchanged); it can reach 1e60, which
     float64 holds.
+
+    Token networks: the all-ones input is a sequence of token id 1 (the probe's length, no
+    mask), the embedding tables taken in absolute value like every weight; only BatchNorm is
+    removed, as in the reference, so a transformer's LayerNorms stay.
     """
     products = ctx.synflow_pass()
     return _summed({name: float(p.sum()) for name, p in products.items()})

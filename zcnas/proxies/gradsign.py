@@ -28,6 +28,7 @@ def sign_agreement(per_sample: torch.Tensor) -> float:
 
 @proxy(
     "gradsign",
+    applies_to=("image", "tokens"),
     family="gradient_agreement",
     passes=("per_sample_gradient",),
     needs_labels=True,
@@ -72,6 +73,7 @@ def inverse_coefficient_of_variation(per_batch: torch.Tensor) -> float:
 
 @proxy(
     "zico",
+    applies_to=("image", "tokens"),
     family="gradient_agreement",
     passes=("half_batch_gradient",),
     needs_labels=True,

@@ -34,6 +34,7 @@ def _correlation(rows: torch.Tensor, proxy_name: str) -> torch.Tensor:
 
 @proxy(
     "jacob_cov",
+    applies_to=("image", "tokens"),
     family="jacobian",
     passes=("input_jacobian",),
     needs_labels=False,
@@ -55,6 +56,10 @@ def jacob_cov(ctx: ProbeContext) -> ProxyResult:
     spectrum up to rounding. A constant Jacobian row (an architecture whose output ignores its
     input) fails the proxy with a message instead of the reference's silent NaN.
     Needs at least 2 samples. No per-layer statistics.
+
+    Token networks: token ids are not differentiable, so J is taken w.r.t. the input embeddings
+    (the output of the word-embedding lookup, the network's `get_input_embeddings()`), each
+    sample's row spanning its L x E values.
     """
     corr = _correlation(_jacobian_rows(ctx), "jacob_cov")
     eigenvalues = torch.linalg.eigvalsh(corr)
@@ -64,6 +69,7 @@ def jacob_cov(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "epe_nas",
+    not_for="it groups the input Jacobian by class, and a token probe carries no task labels (only random surrogate labels, which have no class structure)",
     family="jacobian",
     passes=("input_jacobian",),
     needs_labels=True,

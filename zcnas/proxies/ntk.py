@@ -52,6 +52,7 @@ def ntk_eigenvalues(kernel: torch.Tensor, proxy_name: str = "ntk_cond") -> torch
 
 @proxy(
     "ntk_cond",
+    applies_to=("image", "tokens"),
     family="ntk",
     passes=("ntk_gradient",),
     needs_labels=False,
@@ -97,6 +98,7 @@ def ntk_cond(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "ntk_trace",
+    applies_to=("image", "tokens"),
     family="ntk",
     passes=("ntk_gradient",),
     needs_labels=False,
@@ -120,6 +122,7 @@ def ntk_trace(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "lga",
+    not_for="it aligns the NTK with the labels' class structure, and a token probe carries no task labels (only random surrogate labels, which have no class structure)",
     family="ntk",
     passes=("ntk_gradient",),
     needs_labels=True,
@@ -165,6 +168,7 @@ def lga(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "linear_regions",
+    not_for="it counts ReLU patterns over 3x3 patches cut from the probe images",
     family="activation",
     passes=("relu_patterns",),
     needs_labels=False,

@@ -74,9 +74,13 @@ SAMPLE_PASSES = frozenset({"per_sample_gradient", "half_batch_gradient", "ntk_gr
 # Passes of the spectral family, computed in zcnas/proxies/spectral.py (first probe image's
 # feature maps; a curve of inputs; AZ-NAS's re-initialised cell features; SWAP's codes).
 SPECTRAL_PASSES = frozenset({"first_sample_features", "input_curve", "az_features", "swap_codes"})
-KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES | SAMPLE_PASSES | SPECTRAL_PASSES
+# The pass of Serianni & Kalita's transformer metrics, computed in zcnas/proxies/transformer.py:
+# ones back-propagated from the encoder's last hidden state, with hooks on its layers.
+TRANSFORMER_PASSES = frozenset({"hidden_ones_backward"})
+KNOWN_PASSES = TRAIN_PASS | OTHER_PASSES | SAMPLE_PASSES | SPECTRAL_PASSES | TRANSFORMER_PASSES
 
-WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
+# Conv1d: the separable convolutions of NAS-Bench-BERT's dynamic-convolution layers.
+WEIGHTED_LAYERS = (nn.Conv2d, nn.Conv1d, nn.Linear)
 
 # Zen-score's perturbation size (ZenNAS `mixup_gamma`, NASLib's default).
 ZEN_MIXUP_GAMMA = 1e-2
@@ -140,9 +144,21 @@ class ProbeContext:
         passes: Iterable[str],
         seed: int = 0,
         ntk_samples: int = NTK_BATCH,
+        attention_mask: torch.Tensor | None = None,
     ):
-        if x.dim() != 4:
+        # Images: a float (N, C, H, W) batch. Tokens: integer ids (N, L) and, optionally, an
+        # attention mask of the same shape, handed to the network as `net(ids, mask)`.
+        self.input_kind = "image" if x.is_floating_point() else "tokens"
+        if self.input_kind == "image" and x.dim() != 4:
             raise ProxyError(f"The probe batch must have shape (N, C, H, W); got {tuple(x.shape)}.")
+        if self.input_kind == "tokens" and x.dim() != 2:
+            raise ProxyError(f"A probe batch of token ids must have shape (N, L); got {tuple(x.shape)}.")
+        if attention_mask is not None and (self.input_kind != "tokens" or attention_mask.shape != x.shape):
+            raise ProxyError(
+                f"The attention mask (shape {tuple(attention_mask.shape)}) must match a batch of token ids "
+                f"(shape {tuple(x.shape)})."
+            )
+        self.attention_mask = attention_mask
         if y is not None and (y.dim() != 1 or y.shape[0] != x.shape[0]):
             raise ProxyError(
                 f"The probe labels must be a vector of {x.shape[0]} labels; got shape {tuple(y.shape)}."
@@ -184,15 +200,32 @@ class ProbeContext:
         """A private copy of the network, for proxies that must change it (re-init, hooks)."""
         return copy.deepcopy(self.model)
 
+    def forward(self, net: nn.Module, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """`net` on `x` (the probe batch or `rows` of it), with the probe's attention mask for a
+        token network (`net(ids, mask)`), as every pass calls it."""
+        mask = self.attention_mask
+        if mask is None:
+            return net(x)
+        return net(x, mask if rows is None else mask[rows])
+
     def _cached(self, key, compute):
-        """Compute pass `key` once per context (the one place passes are cached, counted and timed)."""
+        """Compute pass `key` once per context (the one place passes are cached, counted and timed).
+
+        The global torch RNG is forked and seeded from (seed, key) around the computation, so a
+        network with dropout (a transformer in train mode) draws the same masks in a pass
+        whatever ran before it: sharing passes or not changes no score. Passes that draw their
+        own numbers use `generator` and consume nothing from the global RNG.
+        """
         if self.reader is not None:
             self.readers.setdefault(key, set()).add(self.reader)
         if key not in self._cache:
             self._open_passes.append(0.0)  # seconds of the passes computed inside this one
             start = time.perf_counter()
+            devices = [self.x.device.index or 0] if self.x.device.type == "cuda" else []
             try:
-                self._cache[key] = compute()
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(int(self.generator("pass:" + key).initial_seed()))
+                    self._cache[key] = compute()
             finally:
                 elapsed = time.perf_counter() - start
                 inner = self._open_passes.pop()
@@ -261,7 +294,8 @@ class ProbeContext:
         handles = [module.register_forward_hook(record(name)) for name, module in leaves]
         try:
             with torch.no_grad():
-                net(torch.zeros((1, *self.x.shape[1:]), dtype=self._float_dtype(), device=self.x.device))
+                dtype = self._float_dtype() if self.input_kind == "image" else self.x.dtype
+                net(torch.zeros((1, *self.x.shape[1:]), dtype=dtype, device=self.x.device))
         finally:
             for handle in handles:
                 handle.remove()
@@ -275,10 +309,18 @@ class ProbeContext:
         net = copy.deepcopy(self.model).train()
         layers = weighted_layers(net)
         x = self.x.detach().clone()
-        if "input_jacobian" in wanted:
+        tokens = self.input_kind == "tokens"
+        if "input_jacobian" in wanted and not tokens:
             x.requires_grad_(True)
 
         handles = []
+        embedded: list[torch.Tensor] = []
+        if "input_jacobian" in wanted and tokens:
+            # Token ids have no gradient: the Jacobian is taken w.r.t. the input embeddings
+            # (the word-embedding lookup's output, HF's get_input_embeddings()), the network's
+            # first continuous input.
+            embeddings = network_method(net, "get_input_embeddings", "jacob_cov", "the word-embedding module")()
+            handles.append(embeddings.register_forward_hook(lambda module, inputs, output: embedded.append(output)))
         activations: dict[str, torch.Tensor] = {}
         if "activation_gradient" in wanted:
 
@@ -300,10 +342,13 @@ class ProbeContext:
                 codes = (inputs[0].detach().reshape(n, -1) > 0).to(torch.float64)
                 relu_kernel.add_(codes @ codes.t()).add_((1.0 - codes) @ (1.0 - codes).t())
 
-            handles += [m.register_forward_hook(accumulate_codes) for m in net.modules() if isinstance(m, nn.ReLU)]
+            # Token networks (transformers) have GELUs where CNNs have ReLUs: the code is the
+            # same sign of the pre-activation.
+            coded = (nn.ReLU, nn.GELU) if tokens else (nn.ReLU,)
+            handles += [m.register_forward_hook(accumulate_codes) for m in net.modules() if isinstance(m, coded)]
 
         try:
-            logits = net(x)
+            logits = self.forward(net, x)
         finally:
             for handle in handles:
                 handle.remove()
@@ -312,7 +357,7 @@ class ProbeContext:
         result.weights = {name: module.weight.detach() for name, module in layers}
         if "input_jacobian" in wanted:
             # jacob_cov/epe_nas: backward of ones_like(logits), i.e. d(sum of logits)/dx.
-            (jacobian,) = torch.autograd.grad(logits.sum(), x, retain_graph=bool(loss_passes))
+            (jacobian,) = torch.autograd.grad(logits.sum(), embedded[0] if tokens else x, retain_graph=bool(loss_passes))
             result.input_jacobian = jacobian.detach()
         if loss_passes:
             self._loss_gradients(result, logits, layers, activations, hessian="hessian_gradient" in wanted)
@@ -345,14 +390,18 @@ class ProbeContext:
             }
 
     def _synflow_pass(self) -> dict[str, torch.Tensor]:
-        net = copy.deepcopy(self.model).double()
+        # Eval mode: SynFlow is a deterministic path norm, so a transformer's dropout stays off
+        # whatever mode the caller's network is in (CNNs lose their BatchNorms just below).
+        net = copy.deepcopy(self.model).double().eval()
         _remove_batchnorm(net)
         with torch.no_grad():
             for tensor in net.state_dict().values():
                 if tensor.is_floating_point():
                     tensor.abs_()
         layers = weighted_layers(net)
-        ones = torch.ones((1, *self.x.shape[1:]), dtype=torch.float64, device=self.x.device)
+        # Token networks: every id 1 (the all-ones input of token ids), no mask.
+        dtype = torch.float64 if self.input_kind == "image" else self.x.dtype
+        ones = torch.ones((1, *self.x.shape[1:]), dtype=dtype, device=self.x.device)
         output = net(ones)
         weights = [module.weight for _, module in layers]
         grads = torch.autograd.grad(output.sum(), weights, allow_unused=True)
@@ -385,7 +434,9 @@ class ProbeContext:
     def _per_sample_pass(self) -> dict[str, torch.Tensor]:
         """conv/linear layer -> (N, *weight shape): each sample's own loss gradient."""
         net, layer_params = self._labelled_copy()
-        grads = per_sample_loss_gradients(net, self.x.detach(), self.y, sorted(set(layer_params.values())))
+        grads = per_sample_loss_gradients(
+            net, self.x.detach(), self.y, sorted(set(layer_params.values())), attention_mask=self.attention_mask
+        )
         return {layer: grads[param] for layer, param in layer_params.items()}
 
     def _half_batch_pass(self) -> dict[str, torch.Tensor]:
@@ -393,7 +444,9 @@ class ProbeContext:
         if self.batch_size < 2:
             raise ProxyError("Two half batches need a probe batch of at least 2 images.")
         net, layer_params = self._labelled_copy()
-        grads = half_batch_loss_gradients(net, self.x.detach(), self.y, sorted(set(layer_params.values())))
+        grads = half_batch_loss_gradients(
+            net, self.x.detach(), self.y, sorted(set(layer_params.values())), attention_mask=self.attention_mask
+        )
         return {layer: grads[param] for layer, param in layer_params.items()}
 
     def _labelled_copy(self) -> tuple[nn.Module, dict[str, str]]:
@@ -409,7 +462,8 @@ class ProbeContext:
         net = copy.deepcopy(self.model).train()
         # TE-NAS get_ntk_n: every parameter whose name contains "weight" (BN scales included).
         names = [name for name, p in net.named_parameters() if "weight" in name and p.requires_grad]
-        rows = logit_sum_gradients(net, self.x[:n].detach(), names).to(torch.float64)
+        mask = self.attention_mask[:n] if self.attention_mask is not None else None
+        rows = logit_sum_gradients(net, self.x[:n].detach(), names, attention_mask=mask).to(torch.float64)
         labels = self.y[:n].detach() if self.y is not None else None
         return NtkPass(kernel=rows @ rows.t(), labels=labels)
 

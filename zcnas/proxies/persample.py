@@ -46,6 +46,7 @@ def per_sample_loss_gradients(
     *,
     vectorised: bool = True,
     chunk_size: int | None = None,
+    attention_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """name -> (N, *shape): ∂CE(net(x_i), y_i)/∂θ for each sample i forwarded alone.
 
@@ -53,11 +54,13 @@ def per_sample_loss_gradients(
     running statistics on the vectorised path, which changes no output in train mode);
     `names` are the parameters to differentiate (others are held constant). A parameter the
     loss does not reach gets zeros. `vectorised=False` is the reference loop (GradSign's):
-    one forward/backward per sample.
+    one forward/backward per sample. `attention_mask` (token networks): each sample's mask
+    goes with it, as `net(ids, mask)`; dropout draws a mask per sample (vmap randomness
+    "different"), from the global RNG.
     """
     net.train()
     if not vectorised:
-        return _per_sample_loss_gradients_loop(net, x, y, names)
+        return _per_sample_loss_gradients_loop(net, x, y, names, attention_mask)
     # vmap cannot update BN running statistics in place; without them a train-mode BN
     # still normalises each sample over its own spatial positions, as a batch of 1 does.
     replace_all_batch_norm_modules_(net)
@@ -66,20 +69,29 @@ def per_sample_loss_gradients(
     constants = {name: p.detach() for name, p in params.items() if name not in wanted}
     constants.update(dict(net.named_buffers()))
 
-    def loss_of(weights, sample, label):
-        logits = functional_call(net, {**constants, **weights}, (sample.unsqueeze(0),))
+    def loss_of(weights, sample, label, *mask):
+        inputs = (sample.unsqueeze(0), *(m.unsqueeze(0) for m in mask))
+        logits = functional_call(net, {**constants, **weights}, inputs)
         return F.cross_entropy(logits, label.unsqueeze(0))
 
-    grads = vmap(grad(loss_of), in_dims=(None, 0, 0), chunk_size=chunk_size)(wanted, x, y)
+    masks = () if attention_mask is None else (attention_mask,)
+    in_dims = (None, 0, 0) + (0,) * len(masks)
+    per_sample = vmap(grad(loss_of), in_dims=in_dims, chunk_size=chunk_size, randomness="different")
+    grads = per_sample(wanted, x, y, *masks)
     return {name: g.detach() for name, g in grads.items()}
 
 
-def _per_sample_loss_gradients_loop(net, x, y, names) -> dict[str, torch.Tensor]:
+def _forward(net: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None, rows: slice) -> torch.Tensor:
+    """`net` on rows of the batch, with their attention mask for a token network."""
+    return net(x[rows]) if attention_mask is None else net(x[rows], attention_mask[rows])
+
+
+def _per_sample_loss_gradients_loop(net, x, y, names, attention_mask=None) -> dict[str, torch.Tensor]:
     params = dict(net.named_parameters())
     weights = [params[name] for name in names]
     rows: list[list[torch.Tensor]] = [[] for _ in names]
     for i in range(x.shape[0]):
-        loss = F.cross_entropy(net(x[i : i + 1]), y[i : i + 1])
+        loss = F.cross_entropy(_forward(net, x, attention_mask, slice(i, i + 1)), y[i : i + 1])
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
         for row, g, w in zip(rows, grads, weights):
             row.append(g.detach() if g is not None else torch.zeros_like(w))
@@ -87,7 +99,12 @@ def _per_sample_loss_gradients_loop(net, x, y, names) -> dict[str, torch.Tensor]
 
 
 def logit_sum_gradients(
-    net: nn.Module, x: torch.Tensor, names: list[str], *, vectorised: bool | None = None
+    net: nn.Module,
+    x: torch.Tensor,
+    names: list[str],
+    *,
+    vectorised: bool | None = None,
+    attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """G (N × P): row i is ∂(Σ_c f(x)_ic)/∂θ through one train-mode forward of the batch.
 
@@ -103,7 +120,7 @@ def logit_sum_gradients(
     net.train()
     params = dict(net.named_parameters())
     weights = [params[name] for name in names]
-    logits = net(x)
+    logits = _forward(net, x, attention_mask, slice(None))
     n = logits.shape[0]
     if vectorised:
         cotangents = torch.eye(n, dtype=logits.dtype, device=logits.device)[:, :, None]
@@ -122,7 +139,7 @@ def logit_sum_gradients(
 
 
 def half_batch_loss_gradients(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str]
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, names: list[str], attention_mask: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """name -> (2, *shape): ∂CE/∂θ of the first and of the second half of the batch, each
     forwarded on its own in train mode (BN statistics per half) with fresh gradients.
@@ -135,7 +152,7 @@ def half_batch_loss_gradients(
     n = x.shape[0]
     rows: list[list[torch.Tensor]] = [[] for _ in names]
     for start, stop in ((0, n // 2), (n // 2, n)):
-        loss = F.cross_entropy(net(x[start:stop]), y[start:stop])
+        loss = F.cross_entropy(_forward(net, x, attention_mask, slice(start, stop)), y[start:stop])
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
         for row, g, w in zip(rows, grads, weights):
             row.append(g.detach() if g is not None else torch.zeros_like(w))

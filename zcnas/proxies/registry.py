@@ -26,6 +26,13 @@ AGGREGATIONS = ("sum", "none")
 #   "none":        the proxy has no per-layer statistics
 LAYER_KEYS = ("conv_linear", "batchnorm", "none")
 
+# The kinds of network a proxy applies to, read against a space's `input_kind`: "image"
+# (NCHW float batches) and "tokens" (token ids + attention mask). A proxy declares the kinds
+# its definition covers and, for the others, why not (`not_for`): the run refuses it before it
+# starts, in one sentence, instead of recording a NaN per architecture.
+INPUT_KINDS = ("image", "tokens")
+INPUT_NOUNS = {"image": "image networks", "tokens": "token networks"}
+
 
 @dataclass(frozen=True)
 class ProxyResult:
@@ -48,6 +55,12 @@ class ProxyInfo:
     summary: str
     min_batch: int = 1
     layer_keys: str = "conv_linear"
+    applies_to: tuple[str, ...] = ("image",)
+    not_for: str = ""
+
+    def applies(self, input_kind: str) -> bool:
+        """Whether the proxy is defined on networks of this input kind (a space's `input_kind`)."""
+        return input_kind in self.applies_to
 
     def __call__(self, ctx) -> ProxyResult:
         return self.function(ctx)
@@ -67,12 +80,22 @@ def proxy(
     aggregation: str = "sum",
     min_batch: int = 1,
     layer_keys: str = "conv_linear",
+    applies_to: tuple[str, ...] = ("image",),
+    not_for: str = "",
 ):
-    """Register a proxy function under a stable public name."""
+    """Register a proxy function under a stable public name.
+
+    `applies_to`: the input kinds its definition covers; `not_for`: a clause saying why it
+    does not apply to the others (completes "Proxy X does not apply to token networks: ...").
+    """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
     if layer_keys not in LAYER_KEYS:
         raise ValueError(f"layer_keys must be one of {LAYER_KEYS}")
+    if not applies_to or set(applies_to) - set(INPUT_KINDS):
+        raise ValueError(f"applies_to must name some of {INPUT_KINDS}")
+    if set(applies_to) != set(INPUT_KINDS) and not not_for:
+        raise ValueError(f"proxy {name!r} applies to {applies_to} only: say why in not_for")
 
     def register(function):
         if name in _REGISTRY:
@@ -90,6 +113,8 @@ def proxy(
             summary=doc.splitlines()[0] if doc else "",
             min_batch=min_batch,
             layer_keys=layer_keys,
+            applies_to=tuple(applies_to),
+            not_for=not_for,
         )
         return function
 
@@ -98,13 +123,31 @@ def proxy(
 
 def _load_families() -> None:
     # Importing a family module registers its proxies; kept here so `get_proxy` always sees all.
-    from zcnas.proxies import activation, gradient, gradsign, jacobian, ntk, size, spectral  # noqa: F401
+    from zcnas.proxies import activation, gradient, gradsign, jacobian, ntk, size, spectral, transformer  # noqa: F401
 
 
-def list_proxies(pattern: str = "*") -> list[ProxyInfo]:
-    """Every registered proxy whose name matches the wildcard `pattern` (timm's list_models)."""
+def list_proxies(pattern: str = "*", input_kind: str | None = None) -> list[ProxyInfo]:
+    """Every registered proxy whose name matches the wildcard `pattern` (timm's list_models);
+    with `input_kind` ("image", "tokens"), only those that apply to such networks."""
     _load_families()
-    return [info for name, info in sorted(_REGISTRY.items()) if fnmatch.fnmatch(name, pattern)]
+    return [
+        info
+        for name, info in sorted(_REGISTRY.items())
+        if fnmatch.fnmatch(name, pattern) and (input_kind is None or info.applies(input_kind))
+    ]
+
+
+def check_applicable(names: list[str], input_kind: str, space_name: str | None = None) -> None:
+    """Refuse, before any work, a proxy whose definition does not cover this kind of network."""
+    for name in names:
+        info = get_proxy(name)
+        if not info.applies(input_kind):
+            noun = INPUT_NOUNS.get(input_kind, f"{input_kind} networks")
+            where = f" such as {space_name}'s" if space_name else ""
+            listing = f"`zcnas proxies --space {space_name}`" if space_name else "`zcnas proxies`"
+            raise ProxyError(
+                f"Proxy {name} does not apply to {noun}{where}: {info.not_for}; {listing} lists those that do."
+            )
 
 
 def get_proxy(name: str) -> ProxyInfo:
@@ -127,12 +170,13 @@ def proxies_markdown(infos: list[ProxyInfo]) -> str:
         "oriented so that higher means predicted-better. `aggregation: sum` means the per-layer",
         "statistics add up to the score.",
         "",
-        "| name | family | labels | data | passes | aggregation |",
-        "|---|---|---|---|---|---|",
+        "| name | family | inputs | labels | data | passes | aggregation |",
+        "|---|---|---|---|---|---|---|",
     ]
     for info in infos:
         lines.append(
-            f"| [{info.name}](#{info.name}) | {info.family} | {'yes' if info.needs_labels else 'no'} "
+            f"| [{info.name}](#{info.name}) | {info.family} | {', '.join(info.applies_to)} "
+            f"| {'yes' if info.needs_labels else 'no'} "
             f"| {'yes' if info.needs_data else 'no'} | {', '.join(info.passes)} | {info.aggregation} |"
         )
     for info in infos:
@@ -140,6 +184,9 @@ def proxies_markdown(infos: list[ProxyInfo]) -> str:
         lines += ["", f"## {info.name}", "", f"*Reference:* {info.reference}", ""]
         if info.min_batch > 1:
             lines += [f"*Needs a probe batch of at least {info.min_batch}.*", ""]
+        for kind in INPUT_KINDS:
+            if not info.applies(kind):
+                lines += [f"*Not for {INPUT_NOUNS[kind]}:* {info.not_for}.", ""]
         lines.append(doc)
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ SUITE_ZERO = "NAS-Bench-Suite-Zero (Krishnakumar et al. 2022); "
 
 @proxy(
     "params",
+    applies_to=("image", "tokens"),
     family="size",
     passes=("weights",),
     needs_labels=False,
@@ -35,6 +36,7 @@ def params(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "flops",
+    not_for="it counts FLOPs by tensorwatch's per-module rules for CNN layers, and a transformer's attention products and Fourier/cosine transforms are not modules, so they would go uncounted",
     family="size",
     passes=("shape",),
     needs_labels=False,
@@ -66,6 +68,7 @@ def flops(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "l2_norm",
+    applies_to=("image", "tokens"),
     family="size",
     passes=("weights",),
     needs_labels=False,

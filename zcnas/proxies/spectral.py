@@ -412,6 +412,7 @@ def _terms(features: list[ModuleFeature], term: Callable[[ModuleFeature], float]
 
 @proxy(
     "meco",
+    not_for="it reads every module's output as channels x positions, and a token network's outputs have no one such layout (channels last for linear maps, first for convolutions, heads for attention)",
     family=SPECTRAL,
     passes=("first_sample_features",),
     needs_labels=False,
@@ -444,6 +445,7 @@ def meco(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "meco_opt",
+    not_for="it reads every module's output as channels x positions, and a token network's outputs have no one such layout (channels last for linear maps, first for convolutions, heads for attention)",
     family=SPECTRAL,
     passes=("first_sample_features",),
     needs_labels=False,
@@ -474,6 +476,7 @@ def meco_opt(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "dextr",
+    not_for="its curvature follows a curve of input images, and token ids are not continuous",
     family=SPECTRAL,
     passes=("first_sample_features", "input_curve"),
     needs_labels=False,
@@ -552,6 +555,7 @@ def dextr(
 
 @proxy(
     "swap",
+    not_for="it reads ReLUs on 4-D feature maps, and a token network has GELUs on sequences",
     family="activation",
     passes=("swap_codes",),
     needs_labels=False,
@@ -608,6 +612,7 @@ def swap(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "az_expressivity",
+    not_for="it reads the output of every CNN cell (cell_features) for Gaussian input images",
     family="az_nas",
     passes=("az_features",),
     needs_labels=False,
@@ -630,6 +635,7 @@ def az_expressivity(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "az_progressivity",
+    not_for="it reads the output of every CNN cell (cell_features) for Gaussian input images",
     family="az_nas",
     passes=("az_features",),
     needs_labels=False,
@@ -650,6 +656,7 @@ def az_progressivity(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "az_trainability",
+    not_for="it reads the output of every CNN cell (cell_features) for Gaussian input images",
     family="az_nas",
     passes=("az_features",),
     needs_labels=False,

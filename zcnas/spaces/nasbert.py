@@ -568,6 +568,11 @@ class NASBERTNetwork(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.classifier(self.encode(input_ids, attention_mask))
 
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The word-embedding table (HuggingFace's name): proxies that need a continuous input
+        (jacob_cov) differentiate w.r.t. its output."""
+        return self.embeddings.word_embeddings
+
     def num_encoder_parameters(self) -> int:
         """Parameters without the classification head: the authors' "Number of Parameters"
         (``sum(p.numel() for p in ElectraModel.parameters())``)."""
