@@ -61,9 +61,9 @@ def regression(session):
     """CI's correlation regression: score the embedded benchmark, check it against the baseline."""
     install(session)
     session.run(
-        "zcnas", "score", "benchmarks_data/default.h5", "--proxies", REGRESSION_PROXIES, "--workers", "2",
+        "zcnas", "score", "zcnas/data/default.h5", "--proxies", REGRESSION_PROXIES, "--workers", "2",
         "--out", "runs/regression.h5", "--overwrite", "--quiet",
     )
     session.run(
-        "zcnas", "check", "runs/regression.report.json", "--baseline", "benchmarks_data/default.baseline.json",
+        "zcnas", "check", "runs/regression.report.json", "--baseline", "zcnas/data/default.baseline.json",
     )

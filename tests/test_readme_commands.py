@@ -89,3 +89,47 @@ def test_parzc_on_a_run_without_per_layer_statistics_says_so_in_one_sentence(tmp
     assert "Traceback" not in text
     assert "by definition" in text and "none of the run's proxies (nwot) has them" in text
     assert "--proxies grad_norm,snip,synflow" in text
+
+
+def test_readme_check_command_checks_a_report_of_fewer_proxies_than_its_baseline(tmp_path):
+    """The quickstart's report (5 proxies) against the regression baseline (10): --common-only."""
+    make_tiny_benchmark(tmp_path / "bench.h5", n_archs=12)
+    for out, proxies in (("base.h5", "synflow,nwot,params"), ("quick.h5", "synflow,params")):
+        scored = zcnas("score", "bench.h5", "--proxies", proxies, "--batch-size", "16", "--out", out, "--quiet", cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    made = zcnas("check", "base.report.json", "--baseline", "base.json", "--update", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    args = replace(
+        readme_command("zcnas check runs/default-s0.report.json"),
+        **{"runs/default-s0.report.json": "quick.report.json", "--baseline": "base.json"},
+    )
+    assert "--common-only" in args
+    checked = zcnas(*args, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = " ".join(checked.stdout.split())
+    assert "not in the report, not checked (--common-only): nwot" in text and "check passed" in text
+    strict = zcnas(*[a for a in args if a != "--common-only"], cwd=tmp_path)
+    assert strict.returncode == 1
+    assert "the report has no nwot" in " ".join(strict.stdout.split())
+
+
+def test_check_common_only_with_nothing_in_common_is_refused(tmp_path):
+    make_tiny_benchmark(tmp_path / "bench.h5", n_archs=12)
+    for out, proxies in (("a.h5", "synflow"), ("b.h5", "params")):
+        scored = zcnas("score", "bench.h5", "--proxies", proxies, "--batch-size", "16", "--out", out, "--quiet", cwd=tmp_path)
+        assert scored.returncode == 0, scored.stderr
+    assert zcnas("check", "a.report.json", "--baseline", "a.json", "--update", cwd=tmp_path).returncode == 0
+    result = zcnas("check", "b.report.json", "--baseline", "a.json", "--common-only", cwd=tmp_path)
+    assert result.returncode == 2 and "none of the baseline's proxies (synflow)" in " ".join(result.stderr.split())
+
+
+@pytest.mark.slow
+def test_readme_quickstart_report_passes_the_readme_check(tmp_path):
+    """The quickstart (`zcnas score`, the embedded benchmark, 240 architectures), then the README's
+    check of its report against the regression baseline."""
+    scored = zcnas("score", "--quiet", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    args = readme_command("zcnas check runs/default-s0.report.json")
+    args = replace(args, **{"--baseline": ROOT / args[args.index("--baseline") + 1]})
+    checked = zcnas(*args, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

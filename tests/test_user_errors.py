@@ -366,8 +366,8 @@ def test_combine_help_lists_every_registered_method():
 
 def test_check_help_example_names_a_baseline_that_exists():
     text = invoke("check", "--help").output
-    assert "--baseline benchmarks_data/default.baseline.json" in text
-    assert (Path(__file__).resolve().parents[1] / "benchmarks_data" / "default.baseline.json").exists()
+    assert "--baseline zcnas/data/default.baseline.json" in text
+    assert (Path(__file__).resolve().parents[1] / "zcnas" / "data" / "default.baseline.json").exists()
 
 
 def test_no_help_shows_a_type_next_to_a_flag():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Optional
 
@@ -46,17 +47,19 @@ from zcnas.cli_compare import compare_command  # noqa: E402
 
 app.command("compare")(compare_command)
 
-DEFAULT_BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks_data" / "default.h5"
+# Package data (pyproject's package-data), so that a wheel install has it too; a clone also
+# reaches it as benchmarks_data/default.h5, a link to this file.
+DEFAULT_BENCHMARK = Path(str(resources.files("zcnas").joinpath("data", "default.h5")))
 
 
 def default_benchmark() -> Path:
-    """The benchmark embedded in the repository (benchmarks_data/), used when none is given."""
+    """The benchmark shipped inside the package (zcnas/data/), used when none is given."""
     if not DEFAULT_BENCHMARK.exists():
         from zcnas.errors import BenchmarkError
 
         raise BenchmarkError(
-            f"No benchmark given and the embedded default ({DEFAULT_BENCHMARK}) is missing; "
-            "install zcnas from a clone with `pip install -e .` or pass a benchmark file."
+            f"No benchmark given and the embedded default ({DEFAULT_BENCHMARK}) is missing from this "
+            "installation; reinstall zcnas (`pip install .` from a clone ships it) or pass a benchmark file."
         )
     return DEFAULT_BENCHMARK
 
@@ -285,13 +288,19 @@ def check_command(
         None, "--metrics", help="Metrics to check / to record with --update (default: the baseline's; spearman,kendall)."
     ),
     update: bool = typer.Option(False, "--update", help="Write the report's values as the new baseline, on purpose."),
+    common_only: bool = typer.Option(
+        False, "--common-only", help="Check only the proxies both files hold; the baseline's others are named, not failed."
+    ),
 ) -> None:
     """Fail (exit 1) when a correlation fell below its baseline by more than the tolerance.
 
     Exit codes: 0 nothing fell (rises are listed); 1 something fell, or a baseline proxy/target
-    is missing from the report, with a table of what moved; 2 unusable input.
+    is missing from the report (unless --common-only), with a table of what moved; 2 unusable input.
 
-    Example: zcnas check runs/default-s0.report.json --baseline benchmarks_data/default.baseline.json --tolerance 0.02
+    The quickstart's report against the regression baseline (which holds more proxies):
+    zcnas check runs/default-s0.report.json --baseline zcnas/data/default.baseline.json --common-only
+
+    Example: zcnas check runs/default-s0.report.json --baseline zcnas/data/default.baseline.json --tolerance 0.02
     """
     from zcnas.report import check
 
@@ -308,7 +317,9 @@ def check_command(
         )
         return
     base = check.load_baseline(baseline)
-    result = check.compare(data, base, tolerance=tolerance, metrics=chosen)
+    result = check.compare(data, base, tolerance=tolerance, metrics=chosen, common_only=common_only)
+    if result.not_in_report:
+        console.print(f"not in the report, not checked (--common-only): {', '.join(result.not_in_report)}", highlight=False)
     for warning in check.provenance_warnings(data, base):
         err_console.print(styled("warning:", "yellow", f" {warning}"), highlight=False)
     moved = [r for r in result.rows if r.status != "held"]
@@ -341,6 +352,12 @@ def check_command(
         f"or are missing — {', '.join(names)}",
         highlight=False,
     )
+    absent = sorted({r.proxy for r in result.failed if r.status == "missing"} - {e["proxy"] for e in data["proxies"]})
+    if absent:
+        console.print(
+            f"the report has no {', '.join(absent)}: score them too, or check only the proxies both hold with --common-only",
+            highlight=False,
+        )
     raise typer.Exit(1)
 
 
