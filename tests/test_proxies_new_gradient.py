@@ -381,6 +381,37 @@ def test_linear_regions_count_replayed_by_hand():
     assert run("linear_regions", model, x, seed=9).score == expected
 
 
+def test_linear_regions_on_a_gaussian_batch_as_az_nas_counts_them():
+    """The "gaussian" region pass: a Gaussian batch of the probe's shape ("linear_regions"
+    generator), the network's own weights and biases (no re-init), the same ReLUs."""
+
+    def count(model, x, seed=4):
+        ctx = ProbeContext(model, x, None, num_classes=2, passes=("relu_patterns",), seed=seed)
+        return ctx.relu_pattern_pass("gaussian")
+
+    one = OneHiddenLayer(hidden=1)
+    ones = torch.ones(16, 1, 3, 3)  # only the probe's shape is read
+    with torch.no_grad():
+        one.conv.bias.zero_()
+    assert count(one, ones) == 2  # a hyperplane through the origin: Gaussian points on both sides
+    with torch.no_grad():
+        one.conv.bias.fill_(100.0)
+    assert count(one, ones) == 1  # kept, not re-initialised: every point on the positive side
+
+    torch.manual_seed(3)
+    model = OneHiddenLayer(in_channels=2, hidden=5)
+    x, _ = data((64, 2, 3, 3), dtype=torch.float32)
+    ctx = ProbeContext(model, x, None, num_classes=2, passes=("relu_patterns",), seed=4)
+    gaussian = torch.randn(x.shape, generator=ctx.generator("linear_regions"))
+    with torch.no_grad():
+        hidden = model.relu(model.conv(gaussian)).flatten(1)
+    expected = len({tuple(row) for row in (hidden > 0).int().tolist()})
+    assert 2 < expected <= 2**5
+    assert count(model, x) == expected
+    with pytest.raises(ProxyError, match="'patches' or 'gaussian'"):
+        ctx.relu_pattern_pass("noise")
+
+
 def test_linear_regions_needs_3x3_images():
     x, _ = data((2, 1, 2, 2), dtype=torch.float32)
     with pytest.raises(ProxyError, match="3x3"):

@@ -39,7 +39,9 @@ Passes (the names proxies declare):
                           (TE-NAS; ntk_cond, ntk_trace, lga).
 - ``relu_patterns``       a Kaiming-fan_in re-initialised copy, three no-grad train-mode
                           forwards of 1000 random 3x3 patches of the probe images, and the
-                          number of distinct ReLU on/off patterns (TE-NAS linear regions).
+                          number of distinct ReLU on/off patterns (TE-NAS linear regions);
+                          or, asked with inputs="gaussian", one Gaussian batch of the probe's
+                          shape through the network as it is (AZ-NAS's rerun of TE-NAS).
 
 The five train-mode products come from one forward of the probe batch and at most two
 gradient computations; each product is computed the same way whether or not the others are
@@ -269,8 +271,13 @@ class ProbeContext:
     def ntk_pass(self) -> NtkPass:
         return self._cached("ntk_gradient", self._ntk_pass)
 
-    def relu_pattern_pass(self) -> int:
-        return self._cached("relu_patterns", self._relu_pattern_pass)
+    def relu_pattern_pass(self, inputs: str = "patches") -> int:
+        """TE-NAS's region count on "patches" (the default) or on a "gaussian" batch (AZ-NAS's rerun)."""
+        if inputs == "patches":
+            return self._cached("relu_patterns", self._relu_pattern_pass)
+        if inputs == "gaussian":
+            return self._cached("relu_patterns:gaussian", self._gaussian_relu_pattern_pass)
+        raise ProxyError(f"linear_regions inputs must be 'patches' or 'gaussian'; got {inputs!r}.")
 
     def _shape_pass(self) -> dict[str, dict]:
         """module path -> {"input", "output"} shapes of every leaf module the forward calls.
@@ -507,6 +514,29 @@ class ProbeContext:
             for handle in handles:
                 handle.remove()
         return int(torch.unique(torch.cat(patterns), dim=0).shape[0])
+
+    def _gaussian_relu_pattern_pass(self) -> int:
+        # AZ-NAS's rerun of TE-NAS: a Gaussian batch of the probe's shape through the network
+        # at its own initialisation (no re-init), train mode, one no-grad forward.
+        net = self.fresh_copy().train()
+        generator = self.generator("linear_regions")
+        x = torch.randn(self.x.shape, generator=generator, dtype=self._float_dtype(), device=self.x.device)
+        codes: list[torch.Tensor] = []
+
+        def record(module, inputs, output):
+            if inputs[0].dim() == 4:
+                codes.append((output.detach() > 0).flatten(1))
+
+        handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
+        try:
+            with torch.no_grad():
+                net(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not codes:
+            raise ValueError("linear_regions: the network has no ReLU on a feature map to read")
+        return int(torch.unique(torch.cat(codes, dim=1), dim=0).shape[0])
 
 
 def _flat_tensors(value):
