@@ -188,6 +188,12 @@ def combine_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Model file to write (default: RUN.<method>.npz); the JSON summary goes next to it."),
     top_k: str = typer.Option("10,1", "--top-k", help="Top-k percents for the precision metrics."),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the intervals (0: none)."),
+    augment_repeats: bool = typer.Option(
+        False,
+        "--augment-repeats",
+        help="A run scored with `zcnas score --repeats R`: fit on every repeat of the training architectures "
+        "(R rows each) instead of their mean; evaluated on the mean either way.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Write the files, print nothing."),
 ) -> None:
     """Fit a proxy ensemble on --train-size architectures and evaluate it on all the others.
@@ -220,7 +226,7 @@ def combine_command(
     def fit_all(progress=None):
         return evaluate_combine(
             store, method, target, train_size, seed=seed, repeats=repeats, proxies=chosen, params=params,
-            top_k=percents, resamples=resamples, progress=progress,
+            top_k=percents, resamples=resamples, progress=progress, augment_repeats=augment_repeats,
         )
 
     if quiet:

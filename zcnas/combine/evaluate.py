@@ -118,12 +118,18 @@ def evaluate_combine(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     progress: Callable[[int, int], None] | None = None,
+    augment_repeats: bool = False,
 ) -> CombineResult:
     """Fit `method` on `train_size` architectures of the run and evaluate it on all the others,
     over `repeats` split seeds (seed, seed+1, ...). See the module docstring.
 
     `params` go to the method's constructor; a method with a ``seed`` parameter that is not
     given there gets the split seed.
+
+    A run scored with `zcnas score --repeats R` is fitted on its scores, the aggregate of the
+    repeats. With `augment_repeats`, the model is fitted on every repeat of the training
+    architectures instead (R rows each, one per repeat, the same target), so it sees how the
+    proxies vary with the init and batch; it is still evaluated on the aggregate.
     """
     cls = get_method(method)
     params = dict(params or {})
@@ -137,8 +143,18 @@ def evaluate_combine(
             f"--train-size {train_size} leaves nothing to evaluate on: target {target!r} is finite for only "
             f"{len(usable)} architectures of the run; use at most {len(usable) - 1}."
         )
+    if augment_repeats and store.repeats < 2:
+        raise CombineError(
+            f"--augment-repeats needs a run scored with --repeats 2 or more; {store.path} has one repeat "
+            "(score it with `zcnas score --repeats 3`)."
+        )
     chosen = resolve_proxies(store, method, proxies)
     features = Features.from_run(store, proxies=chosen, layers=cls.needs_layers, who=method)
+    per_repeat = (
+        [Features.from_run(store, proxies=chosen, layers=cls.needs_layers, who=method, repeat=r) for r in range(store.repeats)]
+        if augment_repeats
+        else []
+    )
     singles = list(store.spec.proxies)
     single_scores = Features.from_run(store, proxies=singles)
     y = np.asarray(store.targets[target], dtype=float)
@@ -154,7 +170,10 @@ def evaluate_combine(
             model_params["seed"] = split_seed
         model = create_method(method, **model_params)
         start = time.perf_counter()
-        model.fit(features.take(train), y[train])
+        if augment_repeats:
+            model.fit(Features.stacked([part.take(train) for part in per_repeat]), np.tile(y[train], len(per_repeat)))
+        else:
+            model.fit(features.take(train), y[train])
         fit_seconds = time.perf_counter() - start
         prediction = model.predict(features.take(test))
         y_test = y[test]
@@ -217,6 +236,8 @@ def evaluate_combine(
         "usable": int(len(usable)),
         "seed": int(seed),
         "repeats": int(repeats),
+        "run_repeats": int(store.repeats),  # scorings per architecture in the run (zcnas score --repeats)
+        "augment_repeats": bool(augment_repeats),
         "top_k": list(top_k),
         "metrics": names,
         "resamples": int(resamples),

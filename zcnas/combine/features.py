@@ -117,11 +117,14 @@ class Features:
         rows: Sequence[int] | np.ndarray | None = None,
         layers: bool = False,
         who: str = "per-layer",
+        repeat: int | None = None,
     ) -> "Features":
         """The features of a `RunStore` (`RunStore.open(path)`), for `rows` (default: all).
 
         `proxies` defaults to every proxy of the run. With `layers`, each proxy's per-layer
         statistics are included, and a proxy the run has no per-layer statistics for is refused.
+        The scores are the run's (the aggregate of its repeats); `repeat=r` takes repeat r's own
+        scores and per-layer statistics instead (a run scored with `--repeats`).
         """
         from zcnas.run.store import OK
 
@@ -134,18 +137,28 @@ class Features:
                 "(score the missing proxies with `zcnas score --proxies ...`)."
             )
         picked = np.arange(len(store)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if repeat is not None and not 0 <= repeat < store.repeats:
+            raise CombineError(f"Run {store.path} has {store.repeats} repeat(s); there is no repeat {repeat}.")
         columns = []
         for name in names:
-            ok = store.status[name] == OK
-            columns.append(np.where(ok, store.scores[name], np.nan)[picked])
+            if repeat is None:
+                ok, values = store.status[name] == OK, store.scores[name]
+            else:
+                ok, values = store.repeat_status[name][:, repeat] == OK, store.repeat_scores[name][:, repeat]
+            columns.append(np.where(ok, values, np.nan)[picked])
         scalar = np.column_stack(columns) if columns else np.zeros((len(picked), 0))
         layer_slots, layer_values = {}, {}
         if layers:
             for name in names:
-                slots, matrix = store.layer_matrix(name)
+                if repeat is None:
+                    slots, matrix = store.layer_matrix(name)
+                    ok = (store.status[name] == OK)[:, None]
+                else:
+                    slots, cube = store.repeat_layer_cube(name)
+                    matrix = cube[:, repeat, :]
+                    ok = (store.repeat_status[name][:, repeat] == OK)[:, None]
                 if not slots:
                     raise CombineError(no_layers_message(store, [name], who))
-                ok = (store.status[name] == OK)[:, None]
                 layer_slots[name] = slots
                 layer_values[name] = np.where(ok, matrix, np.nan)[picked]
         return cls(
@@ -212,6 +225,21 @@ class Features:
                     block[:, k] = self.layers[name][:, have[slot]]
             blocks.append(block)
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((self.n_rows, 0))
+
+    @classmethod
+    def stacked(cls, parts: Sequence["Features"]) -> "Features":
+        """Several feature sets of the same proxies one under the other (e.g. every repeat of a
+        run's training rows); per-layer slots are aligned by name, 0 where a part lacks one."""
+        first = parts[0]
+        slots = {name: list(first.layer_slots[name]) for name in first.layers}
+        return cls(
+            proxies=list(first.proxies),
+            scalar=np.vstack([part.matrix(first.proxies) for part in parts]),
+            layer_slots=slots,
+            layers={name: np.vstack([part.layer_block({name: slots[name]}) for part in parts]) for name in slots},
+            index=None if any(part.index is None for part in parts) else np.concatenate([np.asarray(part.index) for part in parts]),
+            source=first.source,
+        )
 
     def take(self, rows: Sequence[int] | np.ndarray) -> "Features":
         """The same features for a subset of the rows (e.g. a train split)."""
