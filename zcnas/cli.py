@@ -440,6 +440,22 @@ def _print_target_table(report: dict, target: str) -> None:
         console.print(caption, highlight=False)
     for line in notes.lines():
         console.print(line, highlight=False)
+    _print_reliability(report, target)
+
+
+def _print_reliability(report: dict, target: str) -> None:
+    """A run with repeats: each proxy's test-retest reliability and attenuation bound, under the
+    noise ceiling the target's table ends with."""
+    from zcnas.report.render import has_reliability, reliability_columns, reliability_rows, reliability_sentence
+
+    if not has_reliability(report):
+        return
+    table = Table(title=f"reliability of the proxies ({report['repeats']} repeats, vary {report['vary']})", caption=reliability_sentence(report))
+    for column in reliability_columns(report, compact=True):
+        table.add_column(column, justify="left" if column == "proxy" else "right", overflow="fold")
+    for row in reliability_rows(report, target, compact=True):
+        table.add_row(*row)
+    _print_whole(table)
 
 
 def _natural_width(renderable, *, minimum: bool = False) -> int:
