@@ -166,6 +166,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--protocol",
+        default=None,
+        help="zcnas score --protocol (default: zcnas, a class-balanced batch; docs/validation.md's tables were "
+        "made with zcnas-random, the uniform draw of before)",
+    )
 
 
 def check_data(args: argparse.Namespace) -> None:
@@ -183,6 +189,8 @@ def score(bench: Path, run: Path, proxies: str, args: argparse.Namespace, sample
     ]
     if sample:
         command += ["--sample", str(sample)]
+    if getattr(args, "protocol", None):
+        command += ["--protocol", args.protocol]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return RunStore.open(run)
