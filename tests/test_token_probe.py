@@ -119,7 +119,24 @@ def test_a_token_probe_may_have_no_labels(tmp_path):
 def test_a_scoring_run_of_tokens_feeds_ids_and_mask(tok, tmp_path):
     from zcnas.run.runner import JobOptions, run_job
 
-    store = run_job(tok, tmp_path / "run.h5", JobOptions(proxies="params,grad_norm", batch_size=4, seed=0))
+    store = run_job(tok, tmp_path / "run.h5", JobOptions(proxies="params,grad_norm,nwot", batch_size=4, seed=0))
+    assert store.done_count() == 2
+    for proxy in ("params", "grad_norm", "nwot"):
+        assert np.isfinite(store.scores[proxy]).all(), proxy
+
+
+def test_a_run_refuses_before_any_work_what_does_not_apply(tok, tmp_path):
+    from zcnas.errors import ProxyError
+    from zcnas.run.runner import JobOptions, run_job
+
+    with pytest.raises(ProxyError, match=r"^Proxy flops does not apply to token networks such as nasbert's: .*"
+                       r"`zcnas proxies --space nasbert` lists those that do\.$"):
+        run_job(tok, tmp_path / "run.h5", JobOptions(proxies="params,flops", batch_size=4))
+    unlabelled = write_tokens(tmp_path / "u.h5", token_probe(labels=None))
+    with pytest.raises(ProxyError, match=r"Proxy grad_norm needs labels, but the probe batch has none"):
+        run_job(unlabelled, tmp_path / "run2.h5", JobOptions(proxies="params,grad_norm", batch_size=4))
+    assert not (tmp_path / "run.h5").exists() and not (tmp_path / "run2.h5").exists()
+    store = run_job(unlabelled, tmp_path / "run3.h5", JobOptions(proxies="params,head_confidence", batch_size=4))
     assert store.done_count() == 2
 
 

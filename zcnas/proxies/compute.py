@@ -26,10 +26,12 @@ class ProxyOutcome:
         return self.error is None
 
 
-def check_batch(names: list[str], batch_size: int, has_labels: bool = True, input_kind: str = "image") -> None:
+def check_batch(
+    names: list[str], batch_size: int, has_labels: bool = True, input_kind: str = "image", space_name: str | None = None
+) -> None:
     """Refuse, before any work, a probe batch some proxy cannot use, or a proxy that does not
-    apply to this kind of network ("image" or "tokens")."""
-    check_applicable(names, input_kind)
+    apply to this kind of network ("image" or "tokens"; `space_name` for the message)."""
+    check_applicable(names, input_kind, space_name)
     for name in names:
         info = get_proxy(name)
         if batch_size < info.min_batch:

@@ -244,6 +244,7 @@ def run_job(
         batch_size,
         has_labels=bench.probe_tokens is None or bench.probe_tokens.labels is not None,
         input_kind=getattr(space, "input_kind", "image"),
+        space_name=space.name,
     )
     rows = sample_rows(len(bench.encodings), options.sample, options.seed)
     space_options = _space_options(bench)
