@@ -174,6 +174,9 @@ def test_ntk_samples_is_part_of_the_run_spec(bench12, tmp_path):
         (dict(proxies="params", sample=10_000), RunError, "larger than"),
         (dict(proxies="params", workers=0), RunError, "--workers"),
         (dict(proxies="ntk_cond", ntk_samples=1), RunError, "--ntk-samples"),
+        (dict(proxies="params", repeats=0), RunError, "--repeats must be at least 1"),
+        (dict(proxies="params", repeats=2, vary="seeds"), RunError, "--vary takes both, init, batch"),
+        (dict(proxies="params", protocol="naslib"), RunError, "--protocol takes zcnas or suite-zero"),
     ],
 )
 def test_bad_job_options_are_refused_before_any_work(bench12, tmp_path, options, error, match):
@@ -425,3 +428,13 @@ def test_augmented_batch_crops_with_zero_padding_and_flips_like_torchvision():
     zero_rows = [(x[i] == 0).all(axis=(0, 2)).sum() for i in range(40)]  # padding shows as black rows
     assert set(zero_rows) <= {0, 1, 2} and max(zero_rows) == 2
     assert 0.2 < flips.mean() < 0.8 and set(offsets.ravel()) == {0, 1, 2, 3, 4}
+
+
+def test_token_benchmarks_repeat_with_their_own_draws_and_refuse_suite_zero(tmp_path):
+    from test_token_probe import write_tokens
+
+    tok = write_tokens(tmp_path / "tok.h5")
+    with pytest.raises(RunError, match="suite-zero crops and flips probe images"):
+        run_job(tok, tmp_path / "sz.h5", JobOptions(proxies="params", protocol="suite-zero", batch_size=4))
+    store = run_job(tok, tmp_path / "run.h5", JobOptions(proxies="params", batch_size=4, repeats=2, vary="batch"))
+    assert (store.repeat_status["params"] == OK).all() and store.spec.repeats == 2
