@@ -58,14 +58,14 @@ def pair_kind(a: int, b: int, vary: str) -> str:
     return "init" if init_a != init_b else "batch"
 
 
-def weighted_ranks(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Midranks of every column in every resample: (resamples, n, k) from (n, k) values and
-    (resamples, n) weights (copies of an architecture tie with each other)."""
-    out = np.empty((weights.shape[0], columns.shape[0], columns.shape[1]))
+def weighted_ranks(columns: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
+    """Midranks of every column in every resample: k arrays (resamples, n) from (n, k) values
+    and (resamples, n) weights (copies of an architecture tie with each other)."""
+    out = []
     for j in range(columns.shape[1]):
         ranked = bootstrap.Ranked(columns[:, j])
         through, group = ranked.state(weights)
-        out[:, :, j] = np.take(bootstrap._midranks(through, group), ranked.group_of, axis=1)
+        out.append(np.take(bootstrap._midranks(through, group), ranked.group_of, axis=1))
     return out
 
 
@@ -90,28 +90,42 @@ def icc(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return single, average
 
 
-def _pair_spearman(ranks: np.ndarray, weights: np.ndarray, a: int, b: int) -> np.ndarray:
-    total = weights.sum(axis=1)
-    centre = ((total + 1) / 2)[:, None]
-    x, y = ranks[:, :, a] - centre, ranks[:, :, b] - centre
+def _icc_from_cross(cross: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ICC(2,1) and ICC(2,k) of k rank columns from their (resamples, k, k) weighted cross
+    products about the centre (N + 1) / 2. Every column of midranks has exactly that weighted
+    mean, so the columns' sum of squares is 0 and the ANOVA needs only these products: total
+    SS = trace, rows SS = (sum of all entries) / k (the same numbers `icc` gets the long way)."""
+    k = cross.shape[1]
+    ss_total = np.trace(cross, axis1=1, axis2=2)
+    ss_rows = cross.sum(axis=(1, 2)) / k
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.einsum("bn,bn,bn->b", weights, x, y) / np.sqrt(
-            np.einsum("bn,bn,bn->b", weights, x, x) * np.einsum("bn,bn,bn->b", weights, y, y)
-        )
+        ms_rows = ss_rows / (total - 1)
+        ms_error = (ss_total - ss_rows) / ((total - 1) * (k - 1))
+        single = (ms_rows - ms_error) / (ms_rows + (k - 1) * ms_error - k * ms_error / total)
+        average = (ms_rows - ms_error) / (ms_rows - ms_error / total)
+    return single, average
 
 
 def _statistics(columns: np.ndarray, weights: np.ndarray, vary: str) -> dict[str, np.ndarray]:
     """Every reliability statistic for each row of `weights`."""
-    ranks = weighted_ranks(columns, weights)
     k = columns.shape[1]
+    total = weights.sum(axis=1)
+    centre = ((total + 1) / 2)[:, None]
+    centred = [np.subtract(ranks, centre, out=ranks) for ranks in weighted_ranks(columns, weights)]
+    weighted = [weights * column for column in centred]
+    cross = np.empty((weights.shape[0], k, k))
+    for a in range(k):
+        for b in range(a, k):
+            cross[:, a, b] = cross[:, b, a] = np.einsum("bn,bn->b", weighted[a], centred[b])
     out: dict[str, np.ndarray] = {}
-    out["icc"], out["icc_average"] = icc(ranks, weights)
+    out["icc"], out["icc_average"] = _icc_from_cross(cross, total)
     by_kind: dict[str, list[np.ndarray]] = {}
     icc_by_kind: dict[str, list[np.ndarray]] = {}
-    for a, b in itertools.combinations(range(k), 2):
-        kind = pair_kind(a, b, vary)
-        by_kind.setdefault(kind, []).append(_pair_spearman(ranks, weights, a, b))
-        icc_by_kind.setdefault(kind, []).append(icc(ranks[:, :, [a, b]], weights)[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for a, b in itertools.combinations(range(k), 2):
+            kind = pair_kind(a, b, vary)
+            by_kind.setdefault(kind, []).append(cross[:, a, b] / np.sqrt(cross[:, a, a] * cross[:, b, b]))
+            icc_by_kind.setdefault(kind, []).append(_icc_from_cross(cross[:, [a, b]][:, :, [a, b]], total)[0])
     every = [value for kind in by_kind for value in by_kind[kind]]
     out["spearman"] = np.mean(every, axis=0)
     for kind in by_kind:
