@@ -158,6 +158,13 @@ def test_a_proxy_above_its_attenuation_bound_is_flagged_in_every_rendering(tmp_p
     assert "2 repeats (vary both, zcnas protocol)" in markdown
     html = to_html(report)
     assert 'class="reliability"' in html and "leaky ◆" in html
+    from test_report_html import parse
+    from zcnas.report.html import expected_svg_count
+
+    page = parse(html)
+    assert page.errors == [] and page.stack == []
+    assert page.counts["svg"] == expected_svg_count(report)  # the table adds no image
+    assert page.counts["table"] == 2 * len(report["targets"])  # metrics and reliability, per target
     text = json.dumps(report)
     assert '"above_reliability_bound": true' in text
 
