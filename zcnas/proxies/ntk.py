@@ -132,7 +132,8 @@ def ntk_trace(ctx: ProbeContext) -> ProxyResult:
     layer_keys="none",
     reference=(
         "Mok et al., CVPR 2022 (DemystifyingNTK; nutellamok/DemystifyingNTK has no code); "
-        "definition from a third-party label_gradient_alignment (see REFERENCES.md, LGA)"
+        "definition as a third-party re-implementation's label_gradient_alignment (found by code search; "
+        "its repository could not be identified), written out in full below"
     ),
 )
 def lga(ctx: ProbeContext) -> ProxyResult:
