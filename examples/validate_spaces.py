@@ -67,6 +67,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retest", type=int, default=None, help="job seed of a second run (run-to-run agreement)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--tables-only", action="store_true",
+        help="do not score: tabulate the run files already in --out-dir (finished or not)",
+    )
     args = parser.parse_args()
 
     out = args.out_dir
@@ -79,6 +83,8 @@ def main() -> None:
 
     def score(seed: int) -> Path:
         run = out / f"{args.space}-zcnas-s{seed}.h5"
+        if args.tables_only:
+            return run
         sample = ["--sample", args.sample] if args.sample else []
         resume = ["--resume"] if run.exists() else []
         zcnas("score", bench, "--proxies", args.proxies, "--batch-size", args.batch_size, "--seed", seed,
@@ -91,7 +97,8 @@ def main() -> None:
     agreement = {e["proxy"]: e for e in compare_runs(ours, ref)["proxies"]}
     again = {e["proxy"]: e for e in compare_runs(ours, retest, resamples=0)["proxies"]} if retest else {}
     target = "val_accuracy"
-    keys = list(ours.encodings)
+    done = ours.status[ours.spec.proxies[0]] == OK
+    keys = [k for k, finished in zip(ours.encodings, done) if finished]
 
     def fmt(entry: dict | None, metric: str = "spearman") -> str:
         if entry is None:
@@ -117,7 +124,7 @@ def main() -> None:
             f"{'—' if not in_ref else f'{ref_acc:.3f}'} |"
         )
     header = (
-        f"{args.space}: {len(keys)} architectures, classic suite at batch {args.batch_size}, job seed {args.seed}; "
+        f"{args.space}: {len(keys)} of {len(ours.encodings)} architectures scored, classic suite at batch {args.batch_size}, job seed {args.seed}; "
         f"reference: NAS-Bench-Suite-Zero ({TABLES[args.space]})."
     )
     table = "\n".join([header, "", *lines, ""])
