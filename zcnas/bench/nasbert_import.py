@@ -64,8 +64,8 @@ REFERENCE_COLUMNS = {
 }
 REFERENCE_NOTES = {
     "activation_distance": "as published: the authors' value times the number of hooks their notebook had "
-    "accumulated on a shared GELU (26 + the layers of the models scored so far); see the activation_distance "
-    "docstring. activation_distance_normalized is unaffected.",
+    "accumulated on a shared GELU (the layers of the models scored so far, +26 before id 365); see the "
+    "activation_distance docstring. activation_distance_normalized is unaffected.",
 }
 
 

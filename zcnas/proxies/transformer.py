@@ -299,10 +299,11 @@ def activation_distance(ctx: ProbeContext) -> ProxyResult:
     version the authors used) hands every layer of every model one shared GELU instance, and the
     notebook registered new hooks on it for each model without removing the old ones, so each
     call was recorded once per hook registered so far. Their "Activation Distance" column is
-    this value times (26 + the number of layers of the models scored up to and including it):
-    the ratio of their column to its normalized twin, divided by the calls per model, is
-    exactly that count for all 500 ids. The normalized column, where the count cancels, is
-    clean (`activation_distance_normalized`).
+    this value times the number of hooks: for ids 0-364, 26 (left from an earlier run) + the
+    layers of the models scored up to and including it; from id 365 (a restarted kernel) the
+    layers since id 365. The ratio of their column to its normalized twin, divided by the calls
+    per model, is exactly that count for all 500 ids (examples/validate_nasbert.py). The
+    normalized column, where the count cancels, is clean (`activation_distance_normalized`).
     """
     p = transformer_pass(ctx)
     return _terms_metric(p.activation_terms, normalized=False)
