@@ -248,3 +248,23 @@ def test_import_refuses_a_file_that_is_not_the_benchmark(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(BenchmarkError, match=r"is not JSON"):
         import_nasbert(bad, tmp_path / "o.h5", probe_text="random")
+
+
+def test_the_authors_activation_distance_is_scaled_by_their_hook_count():
+    """The finding docs/validation.md reports: their column / its normalized twin / calls per
+    model is the hooks accumulated on a shared GELU: 26 + the layers so far for ids 0-364, the
+    layers since id 365 after (a restarted kernel), for every one of the 500 ids."""
+    import csv
+
+    records = json.loads(shared_file("nas_bench_bert_benchmark.json").read_text())
+    rows = list(csv.DictReader(shared_file("nas_bench_bert_reference_scores.csv").open()))
+    layers = 0
+    for record, row in zip(records, rows, strict=True):
+        assert record["id"] == int(row["ID"])
+        encoder = record["hparams"]["model_hparam_overrides"]["nas_config"]["encoder_layers"]
+        if record["id"] == 365:
+            layers = -26
+        layers += len(encoder)
+        calls = sum(layer["num_feed_forward"] for layer in encoder)
+        hooks = float(row["Activation Distance"]) / float(row["Activation Distance Normalized"]) / calls
+        assert hooks == pytest.approx(26 + layers, abs=1e-3), record["id"]
