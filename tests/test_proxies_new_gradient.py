@@ -408,6 +408,9 @@ def test_linear_regions_on_a_gaussian_batch_as_az_nas_counts_them():
     expected = len({tuple(row) for row in (hidden > 0).int().tolist()})
     assert 2 < expected <= 2**5
     assert count(model, x) == expected
+    # The proxy's option reads that pass; its default stays the patches' count.
+    assert get_proxy("linear_regions").function(ctx, inputs="gaussian").score == expected
+    assert get_proxy("linear_regions").function(ctx).score == ctx.relu_pattern_pass("patches")
     with pytest.raises(ProxyError, match="'patches' or 'gaussian'"):
         ctx.relu_pattern_pass("noise")
 

@@ -178,7 +178,7 @@ def lga(ctx: ProbeContext) -> ProxyResult:
     layer_keys="none",
     reference=TENAS + "lib/procedures/linear_region_counter.py, prune_tenas.py",
 )
-def linear_regions(ctx: ProbeContext) -> ProxyResult:
+def linear_regions(ctx: ProbeContext, *, inputs: str = "patches") -> ProxyResult:
     """Number of distinct ReLU on/off patterns over 3 × 1000 random 3×3 patches, higher better.
 
     As TE-NAS's `Linear_Region_Collector(input_size=(1000, 1, 3, 3), sample_batch=3)`: a
@@ -192,9 +192,10 @@ def linear_regions(ctx: ProbeContext) -> ProxyResult:
     Departures, each on purpose:
     - The network: the scored architecture at its own width. TE-NAS counts on a thin
       supernet (1 channel, one cell, no stem) built for the purpose, which a proxy handed a
-      built network cannot construct. At NB201 widths nearly every patch falls in a region
-      of its own, so the count sits at (or near) 3000 and separates mainly degenerate
-      architectures from the rest; read it as that.
+      built network cannot construct. At NB201 width most patches fall in a region of their
+      own but not all: on 200 NB201 architectures the count ranged below 3000 (median 2972,
+      none at 3000) and ranked them at ρ 0.31 with CIFAR-10 accuracy
+      (examples/reference_protocols.py).
     - Patches keep all the image's channels (TE-NAS keeps one random channel, for its
       1-channel network); they are cut from the probe images (TE-NAS: RandomCrop(3) of
       loader images), so probe images must be at least 3×3.
@@ -202,5 +203,17 @@ def linear_regions(ctx: ProbeContext) -> ProxyResult:
       not recognise, so its re-init never runs, but the named scheme is the stated intent.
     - Exact count with `torch.unique` on the boolean patterns (TE-NAS: an fp16 matrix
       product counting duplicates, the same number when its arithmetic is exact).
+
+    The NB201 TE-NAS numbers that papers report ([AZ] and [VK] in docs/validation.md) use
+    another protocol, AZ-NAS's rerun (cvlab-yonsei/AZ-NAS NB201/ZeroShotProxy/
+    compute_te_nas_score.py, which VKDNW reuses): one batch of Gaussian inputs of the probe
+    batch's shape (64 × 3 × 32 × 32 there, `torch.randn`), no patches, through the network at
+    its own initialisation (no re-init), train mode, the same ReLUs. At NB201 width every
+    Gaussian image then falls in a region of its own: the count was 64 for 196 of the 200
+    architectures above and 1 for the other 4 (cells that cut the input off), so it only
+    separates degenerate architectures, and their TE-NAS aggregation ranks the rest by the
+    NTK condition number alone. `linear_regions(ctx, inputs="gaussian")` (Python API) counts
+    that way, drawing the batch from the context's generator for "linear_regions"; the
+    default, inputs="patches", keeps the scores above.
     """
-    return ProxyResult(float(ctx.relu_pattern_pass()), {})
+    return ProxyResult(float(ctx.relu_pattern_pass(inputs)), {})
