@@ -95,6 +95,28 @@ class SearchSpace:
         return {k: v for k, v in options.items() if k in accepted}
 
 
+def check_rgb_batch(shape, networks: str, *, min_side: int, multiple: int = 1) -> tuple[int, int, int, int]:
+    """The image-batch check CNN spaces share: (N, C, H, W) with 3 channels and H, W of at
+    least `min_side` (and multiples of `multiple`); a `BenchmarkError` sentence naming the
+    `networks` ("NAS-Bench-201 networks") otherwise. Returns the shape as a tuple."""
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise BenchmarkError(f"Probe batch shape {shape} is not 4-D (N, C, H, W); {networks} need image batches.")
+    _, c, h, w = shape
+    if c != 3:
+        raise BenchmarkError(f"Probe batch shape {shape} has {c} channels but {networks} take 3 (RGB) images.")
+    if h < min_side or w < min_side:
+        raise BenchmarkError(
+            f"Probe batch shape {shape} has images of {h}x{w} but {networks} need at least {min_side}x{min_side}."
+        )
+    if h % multiple or w % multiple:
+        raise BenchmarkError(
+            f"Probe batch shape {shape} has images of {h}x{w} but {networks} need height and width that are "
+            f"multiples of {multiple}, e.g. 32x32."
+        )
+    return shape
+
+
 def aggregate_slots(space, layers: dict[str, float]) -> dict[str, float]:
     """Per-layer values keyed by module path -> keyed by the space's slots (summed within a
     slot; layers outside every slot dropped). Identity for spaces whose `slot_of` is."""

@@ -78,8 +78,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from zcnas.errors import ArchError, BenchmarkError
-from zcnas.spaces.base import SearchSpace
+from zcnas.errors import ArchError
+from zcnas.spaces.base import SearchSpace, check_rgb_batch
 
 # NASLib compact op index -> DARTS op name (naslib/search_spaces/nasbench301/conversions.py).
 OPS = (
@@ -585,19 +585,7 @@ class DARTS(SearchSpace):
         `FactorizedReduce`, whose two shifted halves only line up on an even size, so H and W
         must be multiples of 4 (32x32 CIFAR gives 8x8 after the second reduction).
         """
-        shape = tuple(shape)
-        if len(shape) != 4:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} is not 4-D (N, C, H, W); DARTS networks need image batches."
-            )
-        _, c, h, w = shape
-        if c != 3:
-            raise BenchmarkError(f"Probe batch shape {shape} has {c} channels but DARTS networks take 3 (RGB) images.")
-        if h < 4 or w < 4 or h % 4 or w % 4:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} has images of {h}x{w} but DARTS networks need height and width "
-                "that are multiples of 4 (two stride-2 reductions of even size), e.g. 32x32."
-            )
+        check_rgb_batch(shape, "DARTS networks", min_side=4, multiple=4)
 
     def _options(self, options: dict) -> dict:
         unknown = sorted(set(options) - set(_OPTIONS))

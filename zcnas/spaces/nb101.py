@@ -82,8 +82,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from zcnas.errors import ArchError, BenchmarkError
-from zcnas.spaces.base import SearchSpace
+from zcnas.errors import ArchError
+from zcnas.spaces.base import SearchSpace, check_rgb_batch
 
 # NB101's config['available_ops'] order: the hash labels an op by its index here.
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -631,20 +631,7 @@ class NB101(SearchSpace):
         The stem takes 3 colour channels; the two 2x2 max-pools of the default 3 stacks need
         images of at least 4x4 (32x32 CIFAR ends at 8x8).
         """
-        shape = tuple(shape)
-        if len(shape) != 4:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} is not 4-D (N, C, H, W); NAS-Bench-101 networks need image batches."
-            )
-        _, c, h, w = shape
-        if c != 3:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} has {c} channels but NAS-Bench-101 networks take 3 (RGB) images."
-            )
-        if h < 4 or w < 4:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} has images of {h}x{w} but NAS-Bench-101 networks need at least 4x4."
-            )
+        check_rgb_batch(shape, "NAS-Bench-101 networks", min_side=4)
 
     def build(self, encoding, num_classes: int = 10, **options) -> NB101Network:
         """The network of one cell, exactly as NB101 (and Suite-Zero) built it for the default

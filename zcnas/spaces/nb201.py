@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from zcnas.errors import ArchError, BenchmarkError
-from zcnas.spaces.base import SearchSpace
+from zcnas.errors import ArchError
+from zcnas.spaces.base import SearchSpace, check_rgb_batch
 
 _EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -406,20 +406,7 @@ class NB201(SearchSpace):
         The stem expects 3 colour channels, and the two stride-2 reductions need H and W of
         at least 8 so the last stage still has a 2x2 map (32x32 CIFAR gives 8x8).
         """
-        shape = tuple(shape)
-        if len(shape) != 4:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} is not 4-D (N, C, H, W); NAS-Bench-201 networks need image batches."
-            )
-        _, c, h, w = shape
-        if c != 3:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} has {c} channels but NAS-Bench-201 networks take 3 (RGB) images."
-            )
-        if h < 8 or w < 8:
-            raise BenchmarkError(
-                f"Probe batch shape {shape} has images of {h}x{w} but NAS-Bench-201 networks need at least 8x8."
-            )
+        check_rgb_batch(shape, "NAS-Bench-201 networks", min_side=8)
 
     def build(self, encoding: str, num_classes: int = 10, C: int = 16, N: int = 5, **options) -> NB201Network:
         """The network of one architecture, exactly as NAS-Bench-201 trained it for C=16, N=5.
