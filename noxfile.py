@@ -44,8 +44,9 @@ def demo(session):
 def bench(session):
     """Shared vs alone passes of the proxy suite on NB201 (seconds, ratio, forward+backward units,
     memory), the classic suite's cost per architecture on NB101 and DARTS (batch 32, Suite-Zero's),
-    then vectorised vs loop per-sample gradients (gradsign's and the NTK's passes: the speed-up).
-    Arguments after `--` go to the NB201 bench_suite.py run."""
+    then vectorised vs loop per-sample gradients (gradsign's and the NTK's passes: the speed-up),
+    then where a parallel `zcnas score` spends its time and how it scales with workers and on Dask
+    (docs/performance.md). Arguments after `--` go to the NB201 bench_suite.py run."""
     install(session)
     session.run("python", "tests/perf/bench_suite.py", *session.posargs)
     for space in ("nb101", "darts"):
@@ -54,6 +55,7 @@ def bench(session):
             "--modes", "unit,shared", "--repeats", "1",
         )
     session.run("python", "tests/perf/bench_persample.py")
+    session.run("python", "tests/perf/bench_workers.py")
 
 
 @nox.session

@@ -190,14 +190,18 @@ def score_command(
 
     Proxy noise: zcnas score bench.h5 --proxies synflow,nwot --sample 60 --repeats 3 --vary batch
     """
+    check_seed(seed)
+    if not checkpoint_seconds >= 0:  # NaN too: it would never checkpoint
+        raise ZcnasError(f"--checkpoint-seconds must be 0 (after every result) or more; got {checkpoint_seconds}.")
+    if workers > 1 or scheduler:
+        from zcnas.pools import start_workers
+
+        start_workers(workers, scheduler=scheduler)  # they import torch while this process does, below
     from zcnas.report import build_report, write_report_files
     from zcnas.run.runner import JobOptions, run_job
 
     from zcnas.combine import fill_derived, split_combined
 
-    check_seed(seed)
-    if not checkpoint_seconds >= 0:  # NaN too: it would never checkpoint
-        raise ZcnasError(f"--checkpoint-seconds must be 0 (after every result) or more; got {checkpoint_seconds}.")
     computed, derived = split_combined(proxies)
     benchmark = benchmark or default_benchmark()
     default_name = f"{Path(benchmark).stem}-s{seed}.h5"

@@ -77,6 +77,19 @@ def _sigterm_stops():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _stop_workers_on_error():
+    """A command that stops on an error leaves no worker processes that `zcnas.pools.start_workers`
+    started to wait for (they may still be importing torch)."""
+    try:
+        yield
+    except BaseException:
+        pools = sys.modules.get("zcnas.pools")
+        if pools is not None:
+            pools.stop_workers()
+        raise
+
+
 def user_errors(command):
     """Turn a `ZcnasError` into one red sentence on stderr and its exit code; no traceback.
     Ctrl-C and SIGTERM stop the command cleanly (finished results kept), exit 130 and 143;
@@ -85,7 +98,7 @@ def user_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            with _sigterm_stops():
+            with _sigterm_stops(), _stop_workers_on_error():
                 return command(*args, **kwargs)
         except ZcnasError as error:
             err_console.print(styled("error:", "bold red", f" {error}"), highlight=False, soft_wrap=True)
