@@ -266,23 +266,5 @@ def write_reference_run(benchmark: Benchmark, bench_path: Path, scores_path, run
         batch_size=0,  # 128 documents of 512 tokens; not a zcnas probe batch
         reference=reference,
     )
-    try:
-        run_path.parent.mkdir(parents=True, exist_ok=True)
-        store = RunStore.create(
-            run_path,
-            spec,
-            encodings=list(benchmark.encodings),
-            index=benchmark.index,
-            arch_seeds=np.zeros(n, dtype=np.int64),
-            targets=dict(benchmark.targets),
-            primary_target=benchmark.primary_target,
-        )
-    except OSError as error:
-        raise ZcnasError(f"Cannot write the reference run {run_path}: {error.strerror or error}.") from None
-    for p in proxies:
-        store.scores[p] = scores[p]
-        store.status[p] = status[p]
-        store.errors[p] = errors[p]
-        store.seconds[p] = np.full(n, np.nan)
-    store.checkpoint()
+    RunStore.create_reference(run_path, spec, benchmark, scores=scores, status=status, errors=errors)
     return run_path

@@ -46,7 +46,7 @@ import numpy as np
 from zcnas import __version__
 from zcnas.bench.format import Benchmark, open_benchmark, write_benchmark
 from zcnas.bench.probe import Probe
-from zcnas.errors import ArchError, BenchmarkError, ZcnasError
+from zcnas.errors import ArchError, BenchmarkError
 
 # Suite-Zero (NASLib) proxy name -> zcnas proxy name, where they differ.
 ZCNAS_NAME = {"jacov": "jacob_cov"}
@@ -579,24 +579,9 @@ def _import_task(
         batch_size=0,  # Suite-Zero's probe batch is not recorded in its tables
         reference=reference,
     )
-    try:
-        run_path.parent.mkdir(parents=True, exist_ok=True)
-        store = RunStore.create(
-            run_path,
-            spec,
-            encodings=list(benchmark.encodings),
-            index=benchmark.index,
-            arch_seeds=np.zeros(len(rows), dtype=np.int64),
-            targets=dict(benchmark.targets),
-        )
-    except OSError as error:
-        raise ZcnasError(f"Cannot write the reference run {run_path}: {error.strerror or error}.") from None
-    for column in columns:
-        store.scores[column] = scores[column]
-        store.status[column] = status[column]
-        store.errors[column] = errors[column]
-        store.seconds[column] = seconds[column]
-    store.checkpoint()
+    RunStore.create_reference(
+        run_path, spec, benchmark, scores=scores, status=status, errors=errors, seconds=seconds
+    )
     return ImportedTask(
         task=task,
         benchmark=benchmark,

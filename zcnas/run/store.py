@@ -45,7 +45,7 @@ import h5py
 import numpy as np
 
 from zcnas import __version__
-from zcnas.errors import RunError
+from zcnas.errors import RunError, ZcnasError
 from zcnas.files import identify, wrong_kind
 from zcnas.proxies.compute import ProxyOutcome
 
@@ -145,6 +145,43 @@ class RunStore:
     repeat_layers: dict[str, dict[tuple[int, int], dict[str, float]]] = field(default_factory=dict)
 
     # -- creation and opening --------------------------------------------------------------
+    @classmethod
+    def create_reference(
+        cls,
+        path: str | os.PathLike,
+        spec: RunSpec,
+        benchmark,
+        *,
+        scores: dict[str, np.ndarray],
+        status: dict[str, np.ndarray],
+        errors: dict[str, list[str]],
+        seconds: dict[str, np.ndarray] | None = None,
+    ) -> "RunStore":
+        """A finished run of scores imported from elsewhere (`spec.reference` says whence), one
+        row per architecture of `benchmark`, written at once; `ZcnasError` if it cannot be."""
+        path = Path(path)
+        n = len(benchmark.encodings)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            store = cls.create(
+                path,
+                spec,
+                encodings=list(benchmark.encodings),
+                index=benchmark.index,
+                arch_seeds=np.zeros(n, dtype=np.int64),
+                targets=dict(benchmark.targets),
+                primary_target=benchmark.primary_target,
+            )
+        except OSError as error:
+            raise ZcnasError(f"Cannot write the reference run {path}: {error.strerror or error}.") from None
+        for name in scores:
+            store.scores[name] = scores[name]
+            store.status[name] = status[name]
+            store.errors[name] = errors[name]
+            store.seconds[name] = seconds[name] if seconds is not None else np.full(n, np.nan)
+        store.checkpoint()
+        return store
+
     @classmethod
     def create(
         cls,
