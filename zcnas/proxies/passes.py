@@ -133,6 +133,28 @@ class NtkPass:
     labels: torch.Tensor | None
 
 
+def feature_relu_codes(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The on/off pattern of every ReLU that acts on a feature map (TE-NAS counts only
+    those), from one no-grad forward of `x`: (N, units) booleans, the ReLUs side by side.
+    The linear-region count is the number of distinct rows."""
+    codes: list[torch.Tensor] = []
+
+    def record(module, inputs, output):
+        if inputs[0].dim() == 4:
+            codes.append((output.detach() > 0).flatten(1))
+
+    handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not codes:
+        raise ValueError("linear_regions: the network has no ReLU on a feature map to read")
+    return torch.cat(codes, dim=1)
+
+
 class ProbeContext:
     """One architecture, one probe batch, and the passes its proxies share."""
 
@@ -485,34 +507,18 @@ class ProbeContext:
         # batch the image indices, the top rows and the left columns of the patches.
         kaiming_fan_in_init(net, generator)
         net.train()
-        codes: list[torch.Tensor] = []
-
-        def record(module, inputs, output):
-            if inputs[0].dim() == 4:  # TE-NAS: ReLUs on feature maps only
-                codes.append((output.detach() > 0).flatten(1))
-
-        handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
         offsets = torch.arange(k, device=self.x.device)
         patterns = []
-        try:
-            with torch.no_grad():
-                for _ in range(LINEAR_REGION_BATCHES):
-                    shape = (LINEAR_REGION_SAMPLES,)
-                    image = torch.randint(0, self.batch_size, shape, generator=generator, device=self.x.device)
-                    top = torch.randint(0, height - k + 1, shape, generator=generator, device=self.x.device)
-                    left = torch.randint(0, width - k + 1, shape, generator=generator, device=self.x.device)
-                    rows = (top[:, None] + offsets)[:, None, :, None]
-                    cols = (left[:, None] + offsets)[:, None, None, :]
-                    chans = torch.arange(channels, device=self.x.device)[None, :, None, None]
-                    patches = self.x.detach()[image[:, None, None, None], chans, rows, cols]
-                    codes.clear()
-                    net(patches.to(self._float_dtype()))
-                    if not codes:
-                        raise ValueError("linear_regions: the network has no ReLU on a feature map to read")
-                    patterns.append(torch.cat(codes, dim=1))
-        finally:
-            for handle in handles:
-                handle.remove()
+        for _ in range(LINEAR_REGION_BATCHES):
+            shape = (LINEAR_REGION_SAMPLES,)
+            image = torch.randint(0, self.batch_size, shape, generator=generator, device=self.x.device)
+            top = torch.randint(0, height - k + 1, shape, generator=generator, device=self.x.device)
+            left = torch.randint(0, width - k + 1, shape, generator=generator, device=self.x.device)
+            rows = (top[:, None] + offsets)[:, None, :, None]
+            cols = (left[:, None] + offsets)[:, None, None, :]
+            chans = torch.arange(channels, device=self.x.device)[None, :, None, None]
+            patches = self.x.detach()[image[:, None, None, None], chans, rows, cols]
+            patterns.append(feature_relu_codes(net, patches.to(self._float_dtype())))
         return int(torch.unique(torch.cat(patterns), dim=0).shape[0])
 
     def _gaussian_relu_pattern_pass(self) -> int:
@@ -521,22 +527,7 @@ class ProbeContext:
         net = self.fresh_copy().train()
         generator = self.generator("linear_regions")
         x = torch.randn(self.x.shape, generator=generator, dtype=self._float_dtype(), device=self.x.device)
-        codes: list[torch.Tensor] = []
-
-        def record(module, inputs, output):
-            if inputs[0].dim() == 4:
-                codes.append((output.detach() > 0).flatten(1))
-
-        handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
-        try:
-            with torch.no_grad():
-                net(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        if not codes:
-            raise ValueError("linear_regions: the network has no ReLU on a feature map to read")
-        return int(torch.unique(torch.cat(codes, dim=1), dim=0).shape[0])
+        return int(torch.unique(feature_relu_codes(net, x), dim=0).shape[0])
 
 
 def _flat_tensors(value):
