@@ -301,3 +301,66 @@ def test_not_a_table_at_all(tmp_path):
     text.write_text("hello\nworld\n")
     assert_user_error(invoke("bench", "import", "naslib-zc", text, "--out", tmp_path / "o.h5"), "neither a NAS-Bench-Suite-Zero JSON table")
     assert_user_error(invoke("bench", "import", "naslib-zc", tmp_path / "absent.json"), "does not exist")
+
+
+# ------------------------------------------------------------------ the reference's own retest
+
+
+def _nb101_key(first: int, second: int, dead: int) -> str:
+    """An NB101 tuple key: input -> v1 -> v2 -> output, v3..v5 unconnected (pruned away), so
+    keys that differ only in the dead vertices' ops are one network."""
+    matrix = np.zeros((7, 7), dtype=int)
+    matrix[0, 1] = matrix[1, 2] = matrix[2, 6] = 1
+    ops = [0, first, second, dead, 4, 4, 1]
+    return "(" + ", ".join(str(v) for v in [*matrix.ravel(), *ops]) + ")"
+
+
+def test_networks_under_two_keys_give_the_references_own_retest(tmp_path):
+    """Suite-Zero scored some networks under several keys, each time afresh: the pairs measure
+    the reference's run-to-run agreement, which import stores and compare shows."""
+    pytest.importorskip("zcnas.spaces.nb101")
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    table, firsts, seconds = {}, [], []
+    for i, (first, second) in enumerate([(a, b) for a in (2, 3, 4) for b in (2, 3, 4)]):
+        score = float(rng.normal())
+        again = score + float(rng.normal(scale=0.7))
+        table[_nb101_key(first, second, 3)] = {"snip": score, "grasp": score, "val_accuracy": 90.0 + i}
+        if i < 7:  # seven networks also under a second key, two of them under a third
+            table[_nb101_key(first, second, 4)] = {"snip": again, "grasp": NASLIB_FAILURE if i < 5 else again, "val_accuracy": 90.0 + i}
+            firsts.append(score)
+            seconds.append(again)
+        if i < 2:
+            table[_nb101_key(first, second, 2)] = {"snip": 100.0, "grasp": 100.0, "val_accuracy": 90.0 + i}
+    path = tmp_path / "zc_nasbench101.json"
+    path.write_text(json.dumps({"nasbench101": {"cifar10": table}}))
+    [result] = import_naslib_zc(path, tmp_path / "t.h5")
+    assert result.benchmark.n_archs == 9 and result.duplicates == 9
+    own = RunStore.open(result.run_path).spec.reference["self_agreement"]
+    assert own["networks"] == 7 and "16 keys" in own["measured"]
+    snip = own["proxies"]["snip"]
+    assert snip["n"] == 7
+    assert snip["spearman"]["value"] == pytest.approx(stats.spearmanr(firsts, seconds)[0])
+    assert snip["kendall"]["value"] == pytest.approx(stats.kendalltau(firsts, seconds)[0])
+    assert snip["spearman"]["low"] <= snip["spearman"]["value"] <= snip["spearman"]["high"]
+    assert "grasp" not in own["proxies"]  # only 2 pairs where both keys have a usable score
+
+    result_cli = invoke("compare", result.run_path, result.run_path, "--bootstrap", "0")
+    assert result_cli.exit_code == 0, result_cli.output
+    assert "reference vs itself" in result_cli.output and "(7)" in result_cli.output
+    assert "first two keys of each of the 7 networks" in " ".join(result_cli.output.split())
+
+
+def test_a_table_without_repeated_networks_has_no_self_agreement(tmp_path):
+    table = {"cifar10": {"(0, 2, 3, 2, 3, 1)": {"snip": 3.0, "val_accuracy": 86.0}, "(4, 0, 4, 1, 2, 0)": {"snip": 1.0, "val_accuracy": 83.6}}}
+    path = tmp_path / "zc_nasbench201.json"
+    path.write_text(json.dumps(table))
+    [result] = import_naslib_zc(path, tmp_path / "t.h5")
+    assert RunStore.open(result.run_path).spec.reference["self_agreement"] == {
+        "measured": "first two keys of each of the 0 networks the table holds under 2 or more keys (0 keys in all)",
+        "networks": 0,
+        "proxies": {},
+    }
+    output = invoke("compare", result.run_path, result.run_path, "--bootstrap", "0").output
+    assert "reference vs itself" not in output

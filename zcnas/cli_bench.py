@@ -226,6 +226,12 @@ def import_naslib_zc_command(
         )
         if result.duplicates:
             line.append(f"; {result.duplicates} rows repeat an earlier architecture, first kept", style="yellow")
+            own = result.reference.get("self_agreement", {})
+            if own.get("proxies"):
+                line.append(
+                    f" ({own['networks']} networks scored under 2+ keys give the reference's own run-to-run "
+                    "agreement, shown by zcnas compare)"
+                )
         if failed:
             text = ", ".join(f"{proxy} {count}" for proxy, count in failed.items())
             line.append(f"; without a usable score: {text}", style="yellow")

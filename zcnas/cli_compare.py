@@ -63,20 +63,36 @@ def compare_command(
     table.add_column(f"Spearman ρ{interval}", justify="right")
     table.add_column(f"Kendall τ{interval}", justify="right")
     table.add_column("unusable A/B", justify="right")
+    retests = [entry["reference_retest"] for entry in result["proxies"] if "reference_retest" in entry]
+    if retests:
+        table.add_column("reference vs itself: ρ (pairs)", justify="right")
     reasons = []
     for entry in result["proxies"]:
-        table.add_row(
+        cells = [
             Text(entry["proxy"]),
             str(entry["n"]),
             _cell(entry["spearman"]),
             _cell(entry["kendall"]),
             f"{entry['unusable_a']}/{entry['unusable_b']}",
-        )
+        ]
+        if retests:
+            own = entry.get("reference_retest")
+            cells.append(f"{_cell(own['spearman'])} ({own['n']})" if own else "—")
+        table.add_row(*cells)
         if entry["spearman"].get("reason"):
             reasons.append(f"{entry['proxy']}: {entry['spearman']['reason']}")
     console.print(table)
     for line in reasons + result["notes"]:
         console.print(Text(line), highlight=False, soft_wrap=True)
+    if retests:
+        console.print(
+            Text(
+                f"reference vs itself: {Path(retests[0]['run']).name} scored some networks twice ({retests[0]['measured']}); "
+                "their agreement is the reference's own run-to-run noise, about the best any other run can agree with it."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     if result["bootstrap"]["resamples"]:
         b = result["bootstrap"]
         console.print(

@@ -419,6 +419,60 @@ def import_naslib_zc(
     return results
 
 
+def _unusable(raw: float) -> str:
+    """Why a stored Suite-Zero value is no score ("" when it is one)."""
+    if math.isnan(raw):
+        return MISSING_MESSAGE
+    if raw == NASLIB_FAILURE:
+        return NASLIB_FAILURE_MESSAGE
+    if not math.isfinite(raw):
+        return f"Suite-Zero stored {raw}, not a finite score"
+    return ""
+
+
+def _self_agreement(rows: list[SuiteZeroRow], columns: dict[str, str]) -> dict:
+    """Suite-Zero's agreement with itself, from the networks its table scored under two keys.
+
+    NASLib's keys are not canonical: NB101's padded and renumbered spellings of one pruned
+    cell (and repeated DARTS genotypes) were each built, initialised and given a fresh probe
+    batch, so two keys of one network are two independent runs of Suite-Zero's protocol on
+    it. Per proxy: Spearman and Kendall between the first and the second key's score of every
+    such network (table order), with 95% bootstrap intervals over those networks (1,000
+    resamples, seed 0), where a proxy has at least 3 usable pairs. This is the run-to-run
+    noise of the reference itself: an agreement of zcnas with the reference can be no better
+    than about what the reference has with itself.
+    """
+    from zcnas.report import bootstrap
+    from zcnas.report.compare import agreement
+
+    keys: dict[str, list[SuiteZeroRow]] = {}
+    for row in rows:
+        keys.setdefault(row.encoding, []).append(row)
+    pairs = [group[:2] for group in keys.values() if len(group) >= 2]
+    result = {
+        "measured": (
+            f"first two keys of each of the {len(pairs)} networks the table holds under 2 or more keys "
+            f"({sum(len(g) for g in keys.values() if len(g) >= 2)} keys in all)"
+        ),
+        "networks": len(pairs),
+        "proxies": {},
+    }
+    if len(pairs) < 3:
+        return result
+    counts = bootstrap.resample_counts(len(pairs), bootstrap.DEFAULT_RESAMPLES, 0)
+    for column, naslib_name in columns.items():
+        a, b = (
+            np.array([math.nan if _unusable(v := p[k].scores.get(naslib_name, math.nan)) else v for p in pairs])
+            for k in (0, 1)
+        )
+        if np.sum(np.isfinite(a) & np.isfinite(b)) < 3:
+            continue
+        entry = agreement(a, b, counts, bootstrap.DEFAULT_CONFIDENCE)
+        entry["n"] = int(np.sum(np.isfinite(a) & np.isfinite(b)))
+        result["proxies"][column] = entry
+    return result
+
+
 def _choose_tasks(table: SuiteZeroTable, task: str | None) -> list[str]:
     names = table.task_names
     if task == ALL_TASKS:
@@ -530,16 +584,12 @@ def _import_task(
         messages = [""] * len(rows)
         spent = np.full(len(rows), np.nan)
         for i, row in enumerate(rows):
-            raw = row.scores.get(naslib_name, math.nan)
             spent[i] = row.seconds.get(naslib_name, math.nan)
-            if math.isnan(raw):
-                state[i], messages[i] = FAILED, MISSING_MESSAGE
-            elif raw == NASLIB_FAILURE:
-                state[i], messages[i] = FAILED, NASLIB_FAILURE_MESSAGE
-            elif not math.isfinite(raw):
-                state[i], messages[i] = FAILED, f"Suite-Zero stored {raw}, not a finite score"
+            message = _unusable(row.scores.get(naslib_name, math.nan))
+            if message:
+                state[i], messages[i] = FAILED, message
             else:
-                values[i] = sign * raw
+                values[i] = sign * row.scores[naslib_name]
         scores[column], status[column], errors[column], seconds[column] = values, state, messages, spent
         failures[column] = int((state == FAILED).sum())
         proxy_origin[column] = {
@@ -566,6 +616,7 @@ def _import_task(
             else "not in the table (NaN)"
         ),
         "proxies": proxy_origin,
+        "self_agreement": _self_agreement(all_rows, columns),
     }
     spec = RunSpec(
         benchmark=str(bench_path.resolve()),

@@ -73,6 +73,7 @@ def compare_runs(
     index_a, index_b = np.asarray(rows_a), np.asarray(rows_b)
     n_common = len(index_a)
     counts = bootstrap.resample_counts(n_common, resamples, bootstrap_seed) if resamples else None
+    own = {p: e for run in (run_a, run_b) for p, e in _self_agreement(run).items()}
     proxies = []
     for proxy in shared:
         a = _usable(run_a, proxy)[index_a]
@@ -82,16 +83,10 @@ def compare_runs(
             "n": int(np.sum(np.isfinite(a) & np.isfinite(b))),
             "unusable_a": int(np.sum(~np.isfinite(a))),
             "unusable_b": int(np.sum(~np.isfinite(b))),
+            **agreement(a, b, counts, confidence),
         }
-        values, reason = _point(a, b)
-        replicates = bootstrap.bootstrap_many({proxy: a}, b, counts, top_k=())[proxy] if counts is not None and reason is None else None
-        for metric in COMPARE_METRICS:
-            low = high = None
-            if replicates is not None:
-                low, high = bootstrap.percentile_interval(replicates[metric], confidence)
-            entry[metric] = {"value": values.get(metric), "low": low, "high": high}
-            if reason:
-                entry[metric]["reason"] = reason
+        if proxy in own:
+            entry["reference_retest"] = own[proxy]
         proxies.append(entry)
 
     notes = []
@@ -125,6 +120,35 @@ def compare_runs(
         "only_in_a": only_a,
         "only_in_b": only_b,
         "notes": notes,
+    }
+
+
+def agreement(a: np.ndarray, b: np.ndarray, counts: np.ndarray | None, confidence: float) -> dict:
+    """Spearman and Kendall of two aligned score vectors (NaN: unusable), each as
+    {value, low, high} with percentile intervals over `counts`' resamples (None: no intervals),
+    or with a `reason` when undefined."""
+    values, reason = _point(a, b)
+    replicates = None
+    if counts is not None and reason is None:
+        replicates = bootstrap.bootstrap_many({"a": a}, b, counts, top_k=())["a"]
+    result = {}
+    for metric in COMPARE_METRICS:
+        low = high = None
+        if replicates is not None:
+            low, high = bootstrap.percentile_interval(replicates[metric], confidence)
+        result[metric] = {"value": values.get(metric), "low": low, "high": high}
+        if reason:
+            result[metric]["reason"] = reason
+    return result
+
+
+def _self_agreement(store: RunStore) -> dict[str, dict]:
+    """A reference run's agreement with itself, where its importer measured one (NAS-Bench-
+    Suite-Zero scored some networks under several keys: `zcnas.bench.naslib_zc`)."""
+    found = (store.spec.reference or {}).get("self_agreement") or {}
+    return {
+        proxy: {**entry, "run": str(store.path), "measured": found.get("measured", "")}
+        for proxy, entry in (found.get("proxies") or {}).items()
     }
 
 
