@@ -70,15 +70,18 @@ NOT_FOUND = "not found"
 RESAMPLES = 1000
 
 
-def aggregated_scores(store: RunStore) -> dict[str, np.ndarray]:
-    """The papers' rank aggregations over all architectures of the run (nothing learned)."""
+def aggregated_scores(store: RunStore, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The papers' rank aggregations over the run's architectures (`rows`, default all; NaN
+    elsewhere), nothing learned."""
+    rows = np.arange(len(store)) if rows is None else np.asarray(rows)
     scores = {}
     for name, (method, components) in AGGREGATIONS.items():
         if not all(c in store.scores for c in components):
             continue
-        features = Features.from_run(store, list(components))
-        model = create_method(method, proxies=list(components)).fit(features, np.zeros(len(store)))
-        scores[name] = model.predict(features)
+        features = Features.from_run(store, list(components), rows=rows)
+        model = create_method(method, proxies=list(components)).fit(features, np.zeros(len(rows)))
+        scores[name] = np.full(len(store), np.nan)
+        scores[name][rows] = model.predict(features)
     return scores
 
 

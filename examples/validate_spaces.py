@@ -21,6 +21,14 @@ cifar10_train10k_jpeg.npz. Steps, each a zcnas command a user can run by hand:
    Suite-Zero's agreement with itself where its table scored a network under two keys (NB101:
    46 networks; docs/benchmark-format.md "The reference against itself").
 
+With `--suite newer` it scores the newer proxies instead (GradSign, ZiCo, the NTK family,
+MeCo, Dextr, SWAP, the AZ-NAS components and FLOPs; batch 64, zcnas's default, as on NB201)
+and prints, per proxy and for the papers' two rank aggregations (AZ-NAS, TE-NAS), Spearman
+and Kendall with val_accuracy (95% bootstrap intervals) next to the numbers the papers report
+for the space (PUBLISHED below, each with its source):
+
+    python examples/validate_spaces.py nb101 --suite newer --sample 200 --data ../shared/data --out-dir validation
+
 For DARTS, val_accuracy is NAS-Bench-301's surrogate prediction, not a trained accuracy.
 """
 
@@ -33,12 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-from zcnas.report import metrics
+from validate_new_proxies import AGGREGATIONS, NEW, aggregated_scores
+from zcnas.report import bootstrap, metrics
 from zcnas.report.compare import compare_runs
-from zcnas.run.store import OK, RunStore
+from zcnas.run.store import OK, PENDING, RunStore
 
 TABLES = {"nb101": "naslib_zc_nasbench101_22280f7.json", "darts": "naslib_zc_nasbench301_6639fd1.json"}
 CLASSIC = "params,flops,grad_norm,snip,grasp,fisher,synflow,jacob_cov,nwot,zen,plain,l2_norm,epe_nas"
+# What the papers report for these spaces (CIFAR-10); filled from the sources named, "not
+# reported" where the paper has no number for the space.
+PUBLISHED: dict[str, dict[str, str]] = {"nb101": {}, "darts": {}}
 
 
 def zcnas(*args) -> None:
@@ -64,8 +76,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out-dir", type=Path, default=Path("validation"))
     parser.add_argument("--sample", type=int, default=None, help="score this many architectures (default: all)")
-    parser.add_argument("--proxies", default=CLASSIC)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--suite", choices=("classic", "newer"), default="classic",
+        help="classic: Suite-Zero's 13 against its scores; newer: the newer proxies against the papers",
+    )
+    parser.add_argument("--proxies", default=None, help="default: the suite's proxies")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 32 (classic, Suite-Zero's) or 64 (newer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retest", type=int, default=None, help="job seed of a second run (run-to-run agreement)")
     parser.add_argument("--workers", type=int, default=2)
@@ -75,6 +91,11 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    newer = args.suite == "newer"
+    if args.proxies is None:
+        args.proxies = NEW if newer else CLASSIC
+    if args.batch_size is None:
+        args.batch_size = 64 if newer else 32
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
     bench = out / f"{args.space}-suitezero.h5"
@@ -84,7 +105,7 @@ def main() -> None:
               args.data / "cifar10_train10k_jpeg.npz", "--out", bench, "--run-out", reference, "--force")
 
     def score(seed: int) -> Path:
-        run = out / f"{args.space}-zcnas-s{seed}.h5"
+        run = out / (f"{args.space}-newer-{args.sample or 'all'}-s{seed}.h5" if newer else f"{args.space}-zcnas-s{seed}.h5")
         if args.tables_only:
             return run
         sample = ["--sample", args.sample] if args.sample else []
@@ -93,6 +114,11 @@ def main() -> None:
               *sample, "--workers", args.workers, "--out", run, "--quiet", *resume)
         return run
 
+    if newer:
+        table = newer_table(RunStore.open(score(args.seed)), args.space)
+        print(table)
+        (out / f"{args.space}-newer.md").write_text(table)
+        return
     ours = RunStore.open(score(args.seed))
     retest = RunStore.open(score(args.retest)) if args.retest is not None else None
     ref = RunStore.open(reference)
@@ -133,6 +159,42 @@ def main() -> None:
     table = "\n".join([header, "", *lines, ""])
     print(table)
     (out / f"{args.space}-validation.md").write_text(table)
+
+
+def newer_table(store: RunStore, space: str) -> str:
+    """ρ and τ with val_accuracy of each newer proxy and of the papers' aggregations, on the
+    architectures scored so far, with 95% bootstrap intervals, beside the papers' numbers."""
+    target = "val_accuracy"
+    rows = np.flatnonzero(store.status[store.spec.proxies[0]] != PENDING)
+    scores = {p: usable(store, p)[rows] for p in store.spec.proxies}
+    scores.update({name: values[rows] for name, values in aggregated_scores(store, rows).items()})
+    truth = store.targets[target][rows]
+    counts = bootstrap.resample_counts(len(rows), 1000, seed=0)
+    replicates = bootstrap.bootstrap_many(scores, truth, counts, top_k=())
+    point = {name: metrics.correlations(values, truth) for name, values in scores.items()}
+
+    def cell(name: str, metric: str) -> str:
+        if point[name][metric] is None:
+            return "—"
+        low, high = bootstrap.percentile_interval(replicates[name][metric])
+        return f"{point[name][metric]:.3f} [{low:.2f}, {high:.2f}]"
+
+    lines = [
+        f"{space}: newer proxies on {len(rows)} of {len(store)} architectures (batch {store.spec.batch_size}, "
+        f"job seed {store.spec.seed}); against {target}.",
+        "",
+        f"| proxy | ρ [95%] | τ [95%] | failed | paper ({space}, CIFAR-10) |",
+        "|---|---|---|---:|---|",
+    ]
+    order = sorted(scores, key=lambda name: -(point[name]["spearman"] if point[name]["spearman"] is not None else -2))
+    for name in order:
+        failed = int(np.sum(~np.isfinite(scores[name])))
+        label = f"**{name}** (aggregation)" if name in AGGREGATIONS else name
+        lines.append(
+            f"| {label} | {cell(name, 'spearman')} | {cell(name, 'kendall')} | {failed} | "
+            f"{PUBLISHED[space].get(name, 'not reported')} |"
+        )
+    return "\n".join(lines + [""])
 
 
 if __name__ == "__main__":
