@@ -159,3 +159,43 @@ def test_suite_zero_cifar10_against_cifar100(tmp_path):
     assert entry(result, "nwot")["spearman"]["value"] > 0.95
     assert entry(result, "plain")["spearman"]["value"] < 0.5  # plain depends on the data and the init
     assert any("different datasets" in note for note in result["notes"])
+
+
+def test_a_run_with_repeats_is_compared_like_for_like(base, tmp_path):
+    """One repeat against the other run (the mean over repeats) and the run against itself (the
+    mean Spearman between its repeats): checked against scipy on the raw repeats."""
+    from itertools import combinations
+
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    truth = base.scores["synflow"]
+    repeats = truth[:, None] + rng.normal(scale=0.8, size=(120, 3))
+    spec = RunSpec(
+        benchmark="none.h5", benchmark_name="test", search_space="nb201", dataset="cifar10", num_classes=10,
+        proxies=("synflow",), seed=0, sample=120, batch_size=8, repeats=3, vary="batch",
+    )
+    store = RunStore.create(
+        tmp_path / "r.h5", spec, encodings=list(base.encodings), index=np.arange(120),
+        arch_seeds=np.zeros(120, dtype=np.int64), targets={"acc": np.linspace(0, 1, 120)},
+    )
+    store.repeat_scores["synflow"][:] = repeats
+    store.repeat_status["synflow"][:] = OK
+    store.scores["synflow"] = repeats.mean(axis=1)
+    store.status["synflow"][:] = OK
+    store.checkpoint()
+    result = compare_runs(RunStore.open(tmp_path / "r.h5"), base, resamples=100)
+    synflow = entry(result, "synflow")
+    one = np.mean([stats.spearmanr(repeats[:, r], truth)[0] for r in range(3)])
+    retest = np.mean([stats.spearmanr(repeats[:, i], repeats[:, j])[0] for i, j in combinations(range(3), 2)])
+    mine = synflow["repeats_a"]
+    assert mine["repeats"] == 3 and mine["vary"] == "batch" and mine["retest"]["n"] == 120
+    assert mine["one_repeat"]["spearman"]["value"] == pytest.approx(one)
+    assert mine["retest"]["spearman"]["value"] == pytest.approx(retest)
+    assert mine["one_repeat"]["spearman"]["low"] < one < mine["one_repeat"]["spearman"]["high"]
+    assert synflow["spearman"]["value"] > one  # the mean of three repeats agrees better than one
+    assert "repeats_b" not in synflow and "repeats_a" not in entry(compare_runs(base, base, resamples=0), "synflow")
+
+    output = invoke("compare", tmp_path / "r.h5", base.path, "--bootstrap", "0").output
+    assert "'one repeat of A' is one scoring against the other run" in " ".join(output.split()), output
+    assert f"{one:.3f}" in output and f"{retest:.3f}" in output

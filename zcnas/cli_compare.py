@@ -53,7 +53,7 @@ def compare_command(
     interval = f" [{confidence}% CI]" if result["bootstrap"]["resamples"] else ""
     table = Table(
         title=Text(
-            f"{run_a.name} vs {run_b.name}: {result['search_space']}, "
+            f"A {run_a.name} vs B {run_b.name}: {result['search_space']}, "
             f"{result['common_architectures']:,} architectures in both"
         ),
         title_justify="left",
@@ -64,6 +64,11 @@ def compare_command(
     table.add_column(f"Kendall τ{interval}", justify="right")
     table.add_column("unusable A/B", justify="right")
     retests = [entry["reference_retest"] for entry in result["proxies"] if "reference_retest" in entry]
+    sides = [side for side in "ab" if any(f"repeats_{side}" in entry for entry in result["proxies"])]
+    for side in sides:
+        name, other = ("A", "B") if side == "a" else ("B", "A")
+        table.add_column(f"one repeat of {name} vs {other}: ρ", justify="right")
+        table.add_column(f"{name} vs itself: ρ", justify="right")
     if retests:
         table.add_column("reference vs itself: ρ (pairs)", justify="right")
     reasons = []
@@ -75,6 +80,9 @@ def compare_command(
             _cell(entry["kendall"]),
             f"{entry['unusable_a']}/{entry['unusable_b']}",
         ]
+        for side in sides:
+            repeats = entry.get(f"repeats_{side}")
+            cells += [_cell(repeats["one_repeat"]["spearman"]), _cell(repeats["retest"]["spearman"])] if repeats else ["—", "—"]
         if retests:
             own = entry.get("reference_retest")
             cells.append(f"{_cell(own['spearman'])} ({own['n']})" if own else "—")
@@ -84,6 +92,17 @@ def compare_command(
     console.print(table)
     for line in reasons + result["notes"]:
         console.print(Text(line), highlight=False, soft_wrap=True)
+    for side in sides:
+        name, path = ("A", run_a.name) if side == "a" else ("B", run_b.name)
+        console.print(
+            Text(
+                f"{name} ({path}) holds several scorings of each architecture (--repeats): 'one repeat of {name}' is one "
+                "scoring against the other run, the mean over the repeats (like against like, where a reference was "
+                f"scored once); '{name} vs itself' is the mean Spearman between two of its repeats."
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     if retests:
         console.print(
             Text(

@@ -87,6 +87,10 @@ def compare_runs(
         }
         if proxy in own:
             entry["reference_retest"] = own[proxy]
+        for side, store, index, other in (("a", run_a, index_a, b), ("b", run_b, index_b, a)):
+            repeats = _repeat_agreement(store, proxy, index, other, counts, confidence)
+            if repeats is not None:
+                entry[f"repeats_{side}"] = repeats
         proxies.append(entry)
 
     notes = []
@@ -140,6 +144,40 @@ def agreement(a: np.ndarray, b: np.ndarray, counts: np.ndarray | None, confidenc
         if reason:
             result[metric]["reason"] = reason
     return result
+
+
+def _repeat_agreement(
+    store: RunStore, proxy: str, index: np.ndarray, other: np.ndarray, counts: np.ndarray | None, confidence: float
+) -> dict | None:
+    """For a run scored R >= 2 times (`score --repeats`): the like-for-like numbers. `one_repeat`:
+    Spearman of one repeat's scores with the other run's, the mean over the R repeats (one
+    scoring against one scoring, as a reference was made; the interval: percentiles of that mean
+    over the same resamples); `retest`: the run's agreement with itself, the mean Spearman
+    between two of its repeats (`zcnas.report.reliability`). None for a run of one repeat."""
+    from zcnas.report.reliability import proxy_reliability
+
+    if proxy not in store.repeat_scores or store.repeat_scores[proxy].shape[1] < 2:
+        return None
+    values, status = store.repeat_scores[proxy][index], store.repeat_status[proxy][index]
+    usable = np.where((status == OK) & np.isfinite(values), values, np.nan)
+    points, replicates = [], []
+    for r in range(usable.shape[1]):
+        value, reason = _point(usable[:, r], other)
+        if reason is not None:
+            return None
+        points.append(value["spearman"])
+        if counts is not None:
+            replicates.append(bootstrap.bootstrap_many({proxy: usable[:, r]}, other, counts, top_k=())[proxy]["spearman"])
+    low = high = None
+    if replicates:
+        low, high = bootstrap.percentile_interval(np.mean(replicates, axis=0), confidence)
+    own = proxy_reliability(values, status, store.spec.vary, counts, confidence)
+    return {
+        "repeats": int(usable.shape[1]),
+        "vary": store.spec.vary,
+        "one_repeat": {"spearman": {"value": float(np.mean(points)), "low": low, "high": high}},
+        "retest": {"n": own["n"], "spearman": own["agreement"]["spearman"]},
+    }
 
 
 def _self_agreement(store: RunStore) -> dict[str, dict]:
