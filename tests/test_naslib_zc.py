@@ -237,6 +237,22 @@ def test_nb101_table(tmp_path):
     assert store.scores["grasp"][row] == pytest.approx(record["grasp"])
     assert store.targets["val_accuracy"][row] == pytest.approx(record["val_accuracy"])
 
+    # Suite-Zero scored 46 networks under two or more keys: its own retest, from the raw JSON.
+    from scipy import stats
+
+    from zcnas.spaces import get_space
+
+    space, groups = get_space("nb101"), {}
+    for key, values in raw.items():
+        groups.setdefault(space.canonical(key), []).append(values)
+    pairs = [g[:2] for g in groups.values() if len(g) > 1]
+    own = store.spec.reference["self_agreement"]
+    assert own["networks"] == len(pairs) == 46
+    for proxy, naslib in (("epe_nas", "epe_nas"), ("jacob_cov", "jacov"), ("snip", "snip")):
+        expected = stats.spearmanr([p[0][naslib] for p in pairs], [p[1][naslib] for p in pairs])[0]
+        assert own["proxies"][proxy]["spearman"]["value"] == pytest.approx(expected)
+    assert own["proxies"]["epe_nas"]["spearman"]["value"] < 0.2 < own["proxies"]["jacob_cov"]["spearman"]["value"] < 0.9
+
 
 def test_nb301_table(tmp_path):
     pytest.importorskip("zcnas.spaces.darts")
