@@ -433,8 +433,8 @@ def _unusable(raw: float) -> str:
 def _self_agreement(rows: list[SuiteZeroRow], columns: dict[str, str]) -> dict:
     """Suite-Zero's agreement with itself, from the networks its table scored under two keys.
 
-    NASLib's keys are not canonical: NB101's padded and renumbered spellings of one pruned
-    cell (and repeated DARTS genotypes) were each built, initialised and given a fresh probe
+    NASLib's keys are not canonical: NB101's padded spellings of one pruned cell (245 of the
+    500 keys of its table spell one of 46 networks) were each built, initialised and given a fresh probe
     batch, so two keys of one network are two independent runs of Suite-Zero's protocol on
     it. Per proxy: Spearman and Kendall between the first and the second key's score of every
     such network (table order), with 95% bootstrap intervals over those networks (1,000
