@@ -518,7 +518,18 @@ class ProbeContext:
             cols = (left[:, None] + offsets)[:, None, None, :]
             chans = torch.arange(channels, device=self.x.device)[None, :, None, None]
             patches = self.x.detach()[image[:, None, None, None], chans, rows, cols]
-            patterns.append(feature_relu_codes(net, patches.to(self._float_dtype())))
+            try:
+                patterns.append(feature_relu_codes(net, patches.to(self._float_dtype())))
+            except RuntimeError as error:
+                if "too small" not in str(error):
+                    raise
+                # NB101's 2x2 max-pools between stacks shrink a 3x3 patch to nothing. This
+                # network's failure, not the job's (ProxyError would stop the run).
+                raise ValueError(
+                    f"linear_regions: TE-NAS's {k}x{k} patches are too small for this network (its "
+                    f"downsampling shrinks them to nothing: {error}); inputs='gaussian' (Python API) "
+                    "counts regions on full-size inputs instead."
+                ) from None
         return int(torch.unique(torch.cat(patterns), dim=0).shape[0])
 
     def _gaussian_relu_pattern_pass(self) -> int:
