@@ -78,6 +78,8 @@ def aggregated_scores(store: RunStore, rows: np.ndarray | None = None) -> dict[s
     for name, (method, components) in AGGREGATIONS.items():
         if not all(c in store.scores for c in components):
             continue
+        if not all(np.any(store.status[c][rows] == OK) for c in components):
+            continue  # a component failed everywhere (linear_regions on NB101): no aggregation
         features = Features.from_run(store, list(components), rows=rows)
         model = create_method(method, proxies=list(components)).fit(features, np.zeros(len(rows)))
         scores[name] = np.full(len(store), np.nan)
