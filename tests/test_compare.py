@@ -199,3 +199,48 @@ def test_a_run_with_repeats_is_compared_like_for_like(base, tmp_path):
     output = invoke("compare", tmp_path / "r.h5", base.path, "--bootstrap", "0").output
     assert "'one repeat of A' is one scoring against the other run" in " ".join(output.split()), output
     assert f"{one:.3f}" in output and f"{retest:.3f}" in output
+
+
+def test_repeats_on_run_b_over_a_permuted_subset_with_a_failed_and_a_pending_repeat(base, tmp_path):
+    """Rows are matched by encoding (a shuffled subset), the B side is measured as the A side,
+    a repeat that failed everywhere is left out and counted, and architectures with a pending
+    repeat are left out of every repeat number."""
+    from itertools import combinations
+
+    from scipy import stats
+
+    from zcnas.run.store import PENDING
+
+    rng = np.random.default_rng(7)
+    rows = rng.permutation(120)[:90]
+    truth = base.scores["snip"][rows]
+    repeats = truth[:, None] + rng.normal(scale=0.6, size=(90, 3))
+    spec = RunSpec(
+        benchmark="none.h5", benchmark_name="test", search_space="nb201", dataset="cifar10", num_classes=10,
+        proxies=("snip",), seed=0, sample=90, batch_size=8, repeats=3, vary="both",
+    )
+    encodings = [base.encodings[r] for r in rows]
+    store = RunStore.create(
+        tmp_path / "r.h5", spec, encodings=encodings, index=np.arange(90),
+        arch_seeds=np.zeros(90, dtype=np.int64), targets={"acc": np.linspace(0, 1, 90)},
+    )
+    store.repeat_scores["snip"][:] = repeats
+    store.repeat_status["snip"][:] = OK
+    store.repeat_status["snip"][:, 2] = FAILED  # repeat 2 failed on every architecture
+    store.repeat_scores["snip"][:, 2] = np.nan
+    store.repeat_status["snip"][:10, 1] = PENDING  # the first 10 are not finished
+    store.repeat_scores["snip"][:10, 1] = np.nan
+    store.scores["snip"] = np.where(np.arange(90) < 10, np.nan, repeats[:, :2].mean(axis=1))
+    store.status["snip"] = np.where(np.arange(90) < 10, PENDING, OK).astype(np.int8)
+    store.checkpoint()
+
+    result = compare_runs(base, RunStore.open(tmp_path / "r.h5"), resamples=50)
+    snip = entry(result, "snip")
+    assert "repeats_a" not in snip
+    theirs = snip["repeats_b"]
+    done = slice(10, None)
+    one = np.mean([stats.spearmanr(repeats[done, r], truth[done])[0] for r in range(2)])
+    assert theirs["repeats_left_out"] == 1 and theirs["n"] == 80
+    assert theirs["one_repeat"]["spearman"]["value"] == pytest.approx(one)
+    assert theirs["retest"]["n"] == 0  # no architecture has all three repeats
+    assert theirs["retest"]["spearman"]["value"] is None

@@ -23,7 +23,7 @@ from zcnas import __version__
 from zcnas.errors import ZcnasError
 from zcnas.report import bootstrap
 from zcnas.report.metrics import kendall, paired_finite, spearman
-from zcnas.run.store import FAILED, OK, RunStore
+from zcnas.run.store import FAILED, OK, PENDING, RunStore
 
 COMPARE_KIND = "zcnas-compare"
 COMPARE_METRICS = ("spearman", "kendall")
@@ -149,32 +149,43 @@ def agreement(a: np.ndarray, b: np.ndarray, counts: np.ndarray | None, confidenc
 def _repeat_agreement(
     store: RunStore, proxy: str, index: np.ndarray, other: np.ndarray, counts: np.ndarray | None, confidence: float
 ) -> dict | None:
-    """For a run scored R >= 2 times (`score --repeats`): the like-for-like numbers. `one_repeat`:
-    Spearman of one repeat's scores with the other run's, the mean over the R repeats (one
-    scoring against one scoring, as a reference was made; the interval: percentiles of that mean
-    over the same resamples); `retest`: the run's agreement with itself, the mean Spearman
-    between two of its repeats (`zcnas.report.reliability`). None for a run of one repeat."""
+    """For a run scored R >= 2 times (`score --repeats`): the like-for-like numbers, on the
+    shared architectures whose every repeat is done and which the other run scored (NaN
+    elsewhere, so every number here stands on one set). `one_repeat`: Spearman of one
+    repeat's scores with the other run's score (its mean over repeats, if it has several),
+    the mean over this run's usable repeats (one scoring against one scoring, as a reference
+    was made; the interval: percentiles of that mean over the same resamples); a repeat with
+    fewer than 3 usable scores is left out and counted in `repeats_left_out`. `retest`: the
+    run's agreement with itself, the mean Spearman between two of its repeats
+    (`zcnas.report.reliability`). None for a run of one repeat, or when no repeat is usable."""
     from zcnas.report.reliability import proxy_reliability
 
     if proxy not in store.repeat_scores or store.repeat_scores[proxy].shape[1] < 2:
         return None
     values, status = store.repeat_scores[proxy][index], store.repeat_status[proxy][index]
-    usable = np.where((status == OK) & np.isfinite(values), values, np.nan)
-    points, replicates = [], []
+    done = np.all(status != PENDING, axis=1) & np.isfinite(other)
+    usable = np.where(done[:, None] & (status == OK) & np.isfinite(values), values, np.nan)
+    target = np.where(done, other, np.nan)
+    points, replicates, left_out = [], [], 0
     for r in range(usable.shape[1]):
-        value, reason = _point(usable[:, r], other)
+        value, reason = _point(usable[:, r], target)
         if reason is not None:
-            return None
+            left_out += 1
+            continue
         points.append(value["spearman"])
         if counts is not None:
-            replicates.append(bootstrap.bootstrap_many({proxy: usable[:, r]}, other, counts, top_k=())[proxy]["spearman"])
+            replicates.append(bootstrap.bootstrap_many({proxy: usable[:, r]}, target, counts, top_k=())[proxy]["spearman"])
+    if not points:
+        return None
     low = high = None
     if replicates:
         low, high = bootstrap.percentile_interval(np.mean(replicates, axis=0), confidence)
-    own = proxy_reliability(values, status, store.spec.vary, counts, confidence)
+    own = proxy_reliability(values[done], status[done], store.spec.vary, None if counts is None else counts[:, done], confidence)
     return {
         "repeats": int(usable.shape[1]),
+        "repeats_left_out": left_out,
         "vary": store.spec.vary,
+        "n": int(done.sum()),
         "one_repeat": {"spearman": {"value": float(np.mean(points)), "low": low, "high": high}},
         "retest": {"n": own["n"], "spearman": own["agreement"]["spearman"]},
     }
