@@ -143,3 +143,21 @@ def test_workers_undo_dasks_malloc_trim_setting():
         faults[mode] = int(result.stdout.split()[-1])
     assert faults["plain"] > 10_000, faults  # the setting's cost, as Dask's workers have it
     assert faults["worker"] < 1_000, faults
+
+
+def _killed_on_three(task: int, payload: None) -> int:
+    if task == 3:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
+    return task
+
+
+def test_a_worker_killed_by_the_system_is_one_sentence_after_the_finished_results():
+    from zcnas.errors import RunError
+
+    seen = []
+    with pytest.raises(RunError, match=r"A worker process was killed \(.*SIGKILL.*\), most often by the system for lack of memory"):
+        for result in execute(_killed_on_three, list(range(4)), None, workers=1 + 1):
+            seen.append(result)
+    assert set(seen) <= {0, 1, 2}  # what finished before came back; the run records and saves it

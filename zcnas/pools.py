@@ -9,6 +9,7 @@ determinism make each task a pure function of its own seed.
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from typing import Iterator
 
@@ -206,7 +207,7 @@ def _loky(function, tasks: list, payload, workers: int) -> Iterator:
                 running.add(executor.submit(_in_loky_worker, function, waiting.popleft(), token, payload_file))
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                yield _result(future, workers)
         finished = True
     finally:
         if not finished and running:
@@ -215,6 +216,22 @@ def _loky(function, tasks: list, payload, workers: int) -> Iterator:
             # futures itself; cancelling them first trips its manager thread).
             _kill(executor)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _result(future, workers: int):
+    """A task's result; a worker the system killed (most often for memory) is one sentence."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool as error:  # loky's TerminatedWorkerError is one
+        codes = re.search(r"\{([^}]*)\}", str(error))
+        how = f" ({codes.group(1)})" if codes else ""
+        raise RunError(
+            f"A worker process was killed{how}, most often by the system for lack of memory; the results "
+            f"finished so far are saved: rerun with --resume, and with fewer workers than {workers} or a smaller "
+            "--batch-size if it happens again."
+        ) from None
 
 
 def _connect(scheduler: str):
