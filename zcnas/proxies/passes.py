@@ -133,15 +133,15 @@ class NtkPass:
     labels: torch.Tensor | None
 
 
-def feature_relu_codes(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The on/off pattern of every ReLU that acts on a feature map (TE-NAS counts only
-    those), from one no-grad forward of `x`: (N, units) booleans, the ReLUs side by side.
-    The linear-region count is the number of distinct rows."""
-    codes: list[torch.Tensor] = []
+def relu_feature_patterns(net: nn.Module, x: torch.Tensor, keep) -> list[torch.Tensor]:
+    """`keep(on)` of the on/off pattern `on` (output > 0, booleans) of every nn.ReLU that acts
+    on a 4-D feature map, in call order, from one no-grad forward of `x`; the hooks are
+    removed afterwards. Serves TE-NAS's region count and SWAP (which packs each pattern)."""
+    kept: list[torch.Tensor] = []
 
     def record(module, inputs, output):
-        if inputs[0].dim() == 4:
-            codes.append((output.detach() > 0).flatten(1))
+        if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() == 4:
+            kept.append(keep(output.detach() > 0))
 
     handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
     try:
@@ -150,6 +150,14 @@ def feature_relu_codes(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     finally:
         for handle in handles:
             handle.remove()
+    return kept
+
+
+def feature_relu_codes(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The on/off pattern of every ReLU that acts on a feature map (TE-NAS counts only
+    those), from one no-grad forward of `x`: (N, units) booleans, the ReLUs side by side.
+    The linear-region count is the number of distinct rows."""
+    codes = relu_feature_patterns(net, x, lambda on: on.flatten(1))
     if not codes:
         raise ValueError("linear_regions: the network has no ReLU on a feature map to read")
     return torch.cat(codes, dim=1)

@@ -28,7 +28,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zcnas.errors import ProxyError
-from zcnas.proxies.passes import WEIGHTED_LAYERS, ProbeContext, gaussian_init, kaiming_fan_in_init, network_method
+from zcnas.proxies.passes import (
+    WEIGHTED_LAYERS,
+    ProbeContext,
+    gaussian_init,
+    kaiming_fan_in_init,
+    network_method,
+    relu_feature_patterns,
+)
 from zcnas.proxies.registry import ProxyResult, proxy
 
 # meco_opt's channel sample (MeCo `correlation/NAS_Bench_201.py`: random.sample(range(n), 8)).
@@ -608,23 +615,10 @@ def swap(ctx: ProbeContext) -> ProxyResult:
     net.train()
     x = ctx.x[:SWAP_SAMPLES].detach().clone().to(_float_dtype(ctx.x))
     samples = x.shape[0]
-    packed: list[torch.Tensor] = []
-
-    def record(module, inputs, output):
-        if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() == 4:
-            packed.append(_pack_columns((output.detach() > 0).reshape(samples, -1)))
-
-    def forward():
-        handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
-        try:
-            with torch.no_grad():
-                net(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return packed
-
-    packed = ctx._cached("swap_codes", forward)
+    # Each ReLU's pattern is packed as it is read, so the whole boolean matrix is never held.
+    packed = ctx._cached(
+        "swap_codes", lambda: relu_feature_patterns(net, x, lambda on: _pack_columns(on.reshape(samples, -1)))
+    )
     if not packed:
         raise ValueError("swap: the network has no nn.ReLU on a 4-D feature map to read activation patterns from")
     return ProxyResult(float(_count_distinct_rows(torch.cat(packed))), {})
