@@ -166,27 +166,26 @@ def _repeat_agreement(
     done = np.all(status != PENDING, axis=1) & np.isfinite(other)
     usable = np.where(done[:, None] & (status == OK) & np.isfinite(values), values, np.nan)
     target = np.where(done, other, np.nan)
-    points, replicates, left_out = [], [], 0
+    points = {}
     for r in range(usable.shape[1]):
         value, reason = _point(usable[:, r], target)
-        if reason is not None:
-            left_out += 1
-            continue
-        points.append(value["spearman"])
-        if counts is not None:
-            replicates.append(bootstrap.bootstrap_many({proxy: usable[:, r]}, target, counts, top_k=())[proxy]["spearman"])
+        if reason is None:
+            points[r] = value["spearman"]
     if not points:
         return None
     low = high = None
-    if replicates:
-        low, high = bootstrap.percentile_interval(np.mean(replicates, axis=0), confidence)
+    if counts is not None:  # every usable repeat in one call: they share the target's side
+        replicates = bootstrap.bootstrap_many({r: usable[:, r] for r in points}, target, counts, top_k=())
+        mean = np.mean([replicates[r]["spearman"] for r in points], axis=0)
+        low, high = bootstrap.percentile_interval(mean, confidence)
+    left_out = usable.shape[1] - len(points)
     own = proxy_reliability(values[done], status[done], store.spec.vary, None if counts is None else counts[:, done], confidence)
     return {
         "repeats": int(usable.shape[1]),
         "repeats_left_out": left_out,
         "vary": store.spec.vary,
         "n": int(done.sum()),
-        "one_repeat": {"spearman": {"value": float(np.mean(points)), "low": low, "high": high}},
+        "one_repeat": {"spearman": {"value": float(np.mean(list(points.values()))), "low": low, "high": high}},
         "retest": {"n": own["n"], "spearman": own["agreement"]["spearman"]},
     }
 
