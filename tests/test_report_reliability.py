@@ -117,6 +117,20 @@ def test_reliability_and_its_bootstrap_replicates_are_exact(tmp_path):
             assert replicates[name][b] == pytest.approx(value, abs=1e-9), (name, b)
 
 
+def test_a_subset_of_repeats_keeps_what_separates_them(tmp_path):
+    """Columns 0 and 2 of a --vary both run are repeats (0,0) and (0,1): one pair that differs
+    only in the batch, as in the full run, not the (0,0)/(1,1) pair that columns 0 and 1 are."""
+    store = make_repeat_store(tmp_path, n=40, repeats=4)
+    columns, status = store.repeat_scores["split"], store.repeat_status["split"]
+    subset = proxy_reliability(columns[:, [0, 2]], status[:, [0, 2]], "both", None, indices=(0, 2))
+    assert {kind: v["pairs"] for kind, v in subset["sources"].items()} == {"batch": 1}
+    rho = stats.spearmanr(columns[:, 0], columns[:, 2]).statistic
+    assert subset["agreement"]["spearman"]["value"] == pytest.approx(rho, abs=1e-12)
+    assert subset["sources"]["batch"]["spearman"]["value"] == pytest.approx(rho, abs=1e-12)
+    default = proxy_reliability(columns[:, [0, 2]], status[:, [0, 2]], "both", None)
+    assert set(default["sources"]) == {"both"}  # read as repeats 0 and 1
+
+
 def test_the_split_by_source_finds_the_batch_noise(tmp_path):
     store = make_repeat_store(tmp_path, n=300, repeats=4, init_noise=0.1, batch_noise=1.5)
     report = build_report(store, resamples=200)

@@ -156,8 +156,8 @@ def _repeat_agreement(
     the mean over this run's usable repeats (one scoring against one scoring, as a reference
     was made; the interval: percentiles of that mean over the same resamples); a repeat with
     fewer than 3 usable scores is left out and counted in `repeats_left_out`. `retest`: the
-    run's agreement with itself, the mean Spearman between two of its repeats
-    (`zcnas.report.reliability`). None for a run of one repeat, or when no repeat is usable."""
+    run's agreement with itself, the mean Spearman between two of its usable repeats
+    (`zcnas.report.reliability`, on the architectures where each of them succeeded). None for a run of one repeat, or when no repeat is usable."""
     from zcnas.report.reliability import proxy_reliability
 
     if proxy not in store.repeat_scores or store.repeat_scores[proxy].shape[1] < 2:
@@ -179,14 +179,22 @@ def _repeat_agreement(
         mean = np.mean([replicates[r]["spearman"] for r in points], axis=0)
         low, high = bootstrap.percentile_interval(mean, confidence)
     left_out = usable.shape[1] - len(points)
-    own = proxy_reliability(values[done], status[done], store.spec.vary, None if counts is None else counts[:, done], confidence)
+    kept = sorted(points)  # the retest over the usable repeats: a repeat failed everywhere would empty it
+    own = None
+    if len(kept) >= 2:
+        own = proxy_reliability(
+            values[done][:, kept], status[done][:, kept], store.spec.vary,
+            None if counts is None else counts[:, done], confidence, indices=tuple(kept),
+        )
+    retest = {"n": 0, "spearman": {"value": None, "low": None, "high": None}} if own is None else {
+        "n": own["n"], "spearman": own["agreement"]["spearman"]}
     return {
         "repeats": int(usable.shape[1]),
         "repeats_left_out": left_out,
         "vary": store.spec.vary,
         "n": int(done.sum()),
         "one_repeat": {"spearman": {"value": float(np.mean(list(points.values()))), "low": low, "high": high}},
-        "retest": {"n": own["n"], "spearman": own["agreement"]["spearman"]},
+        "retest": retest,
     }
 
 

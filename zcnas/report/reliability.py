@@ -106,9 +106,13 @@ def _icc_from_cross(cross: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, n
     return single, average
 
 
-def _statistics(columns: np.ndarray, weights: np.ndarray, vary: str) -> dict[str, np.ndarray]:
-    """Every reliability statistic for each row of `weights`."""
+def _statistics(
+    columns: np.ndarray, weights: np.ndarray, vary: str, indices: tuple[int, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """Every reliability statistic for each row of `weights`; column j is repeat indices[j]
+    (default: j), which says what separates two columns."""
     k = columns.shape[1]
+    indices = tuple(range(k)) if indices is None else indices
     total = weights.sum(axis=1)
     centre = ((total + 1) / 2)[:, None]
     centred = [np.subtract(ranks, centre, out=ranks) for ranks in weighted_ranks(columns, weights)]
@@ -123,7 +127,7 @@ def _statistics(columns: np.ndarray, weights: np.ndarray, vary: str) -> dict[str
     icc_by_kind: dict[str, list[np.ndarray]] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for a, b in itertools.combinations(range(k), 2):
-            kind = pair_kind(a, b, vary)
+            kind = pair_kind(indices[a], indices[b], vary)
             by_kind.setdefault(kind, []).append(cross[:, a, b] / np.sqrt(cross[:, a, a] * cross[:, b, b]))
             icc_by_kind.setdefault(kind, []).append(_icc_from_cross(cross[:, [a, b]][:, :, [a, b]], total)[0])
     every = [value for kind in by_kind for value in by_kind[kind]]
@@ -157,10 +161,13 @@ def proxy_reliability(
     vary: str,
     counts: np.ndarray | None,
     confidence: float = bootstrap.DEFAULT_CONFIDENCE,
+    indices: tuple[int, ...] | None = None,
 ) -> dict | None:
     """The reliability entry of one proxy (docs/report-format.md), from its (n, R) repeats;
-    None with a single repeat."""
+    None with a single repeat. `indices`: the repeat index of each column when the columns
+    are a subset of a run's repeats (default 0..R-1)."""
     repeats = repeat_scores.shape[1]
+    indices = tuple(range(repeats)) if indices is None else tuple(indices)
     if repeats < 2:
         return None
     done = np.all(repeat_status != PENDING, axis=1)
@@ -176,7 +183,7 @@ def proxy_reliability(
     }
     columns = repeat_scores[complete]
     if n >= 3:
-        point = _statistics(columns, np.ones((1, n)), vary)
+        point = _statistics(columns, np.ones((1, n)), vary, indices)
         point = {name: float(values[0]) for name, values in point.items()}
     else:
         point = {}
@@ -184,7 +191,7 @@ def proxy_reliability(
     if counts is not None and n >= 3:
         parts: dict[str, list[np.ndarray]] = {}
         for weights in bootstrap.chunks(counts[:, complete]):
-            for name, values in _statistics(columns, weights, vary).items():
+            for name, values in _statistics(columns, weights, vary, indices).items():
                 parts.setdefault(name, []).append(values)
         replicates = {name: np.concatenate(values) for name, values in parts.items()}
 
@@ -198,15 +205,15 @@ def proxy_reliability(
         "spearman": _cell(aggregate_value, aggregate_replicates, confidence),
         "icc": cell("icc_average"),
     }
-    kinds = {pair_kind(a, b, vary) for a, b in itertools.combinations(range(repeats), 2)}
+    pairs = [pair_kind(a, b, vary) for a, b in itertools.combinations(indices, 2)]
     entry["sources"] = {
         kind: {
-            "pairs": sum(1 for a, b in itertools.combinations(range(repeats), 2) if pair_kind(a, b, vary) == kind),
+            "pairs": pairs.count(kind),
             "spearman": cell(f"{kind}:spearman"),
             "icc": cell(f"{kind}:icc"),
         }
         for kind in SOURCES
-        if kind in kinds
+        if kind in pairs
     }
     return entry
 
