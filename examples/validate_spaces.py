@@ -57,6 +57,10 @@ CLASSIC = "params,flops,grad_norm,snip,grasp,fisher,synflow,jacob_cov,nwot,zen,p
 #        papers many experiments were run only for NB201").
 # [note] a secondary reading note of the paper's table, not checked against the PDF (MeCo
 #        NeurIPS 2023 Table 2 / supplement Table 4; Dextr TMLR 2025 Table 1): treat as unverified.
+# [APD]  Kang, Lin & Wang, "Revolutionizing Training-Free NAS: Towards Efficient Automatic Proxy
+#        Discovery via Large Language Models", Table 2 (Spearman "with all candidate
+#        architectures"); it does not say whether SWAP's row is quoted or rerun. SWAP's own paper
+#        (ICLR 2024) reports NB101/NB301 in a part of the paper no stored copy reached.
 # [SWAP-X] the SWAP authors' extension (arXiv 2605.07378, abstract): 1,000 DARTS-space networks
 #        they trained themselves, not NAS-Bench-301's surrogate accuracies.
 PUBLISHED: dict[str, dict[str, str]] = {
@@ -65,6 +69,7 @@ PUBLISHED: dict[str, dict[str, str]] = {
         "flops": "ρ 0.44, τ 0.31 [ZiCo]",
         "meco": "ρ 0.44 [note, unverified]",
         "dextr": "ρ 0.65 ± 0.01 [note, unverified]",
+        "swap": "ρ 0.44 in a follow-up's table [APD]",
         "az_nas": "not in the paper; ρ 0.54 rerun [L-SWAG]",
         "te_nas": "not in the paper; ρ 0.12 rerun [L-SWAG]",
     },
