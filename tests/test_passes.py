@@ -135,3 +135,19 @@ def test_a_shared_pass_is_paid_for_evenly_by_the_proxies_that_read_it(monkeypatc
 
     alone = compute_proxies(model, x, y, names, num_classes=10, share=False)
     assert all(alone[name].seconds >= 0.3 for name in ("ntk_cond", "ntk_trace", "lga"))
+
+
+def test_forward_hooks_fire_inside_the_block_and_are_gone_after_it_even_on_an_error():
+    from zcnas.proxies.passes import forward_hooks
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    seen = []
+    hooks = [(m, lambda module, inputs, output: seen.append(type(module).__name__)) for m in net]
+    with forward_hooks(hooks):
+        net(torch.ones(1, 3))
+    assert seen == ["Linear", "ReLU", "Linear"]
+    with pytest.raises(RuntimeError, match="inside"):
+        with forward_hooks(hooks):
+            raise RuntimeError("inside the block")
+    net(torch.ones(1, 3))
+    assert len(seen) == 3 and all(not m._forward_hooks for m in net)

@@ -53,6 +53,7 @@ the caller's network (weights, mode, `.grad`) and probe tensors are never touche
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -133,6 +134,20 @@ class NtkPass:
     labels: torch.Tensor | None
 
 
+@contextlib.contextmanager
+def forward_hooks(hooks: Iterable[tuple[nn.Module, Callable]]):
+    """Forward hooks on (module, hook) pairs for the length of a `with` block, removed when it
+    ends however it ends (a hook left behind would fire in every later forward of the net)."""
+    handles = []
+    try:
+        for module, hook in hooks:
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def relu_feature_patterns(net: nn.Module, x: torch.Tensor, keep) -> list[torch.Tensor]:
     """`keep(on)` of the on/off pattern `on` (output > 0, booleans) of every nn.ReLU that acts
     on a 4-D feature map, in call order, from one no-grad forward of `x`; the hooks are
@@ -143,13 +158,8 @@ def relu_feature_patterns(net: nn.Module, x: torch.Tensor, keep) -> list[torch.T
         if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() == 4:
             kept.append(keep(output.detach() > 0))
 
-    handles = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with forward_hooks((m, record) for m in net.modules() if isinstance(m, nn.ReLU)), torch.no_grad():
+        net(x)
     return kept
 
 
@@ -328,14 +338,9 @@ class ProbeContext:
             return hook
 
         leaves = [(name, m) for name, m in net.named_modules() if next(m.children(), None) is None]
-        handles = [module.register_forward_hook(record(name)) for name, module in leaves]
-        try:
-            with torch.no_grad():
-                dtype = self._float_dtype() if self.input_kind == "image" else self.x.dtype
-                net(torch.zeros((1, *self.x.shape[1:]), dtype=dtype, device=self.x.device))
-        finally:
-            for handle in handles:
-                handle.remove()
+        dtype = self._float_dtype() if self.input_kind == "image" else self.x.dtype
+        with forward_hooks((module, record(name)) for name, module in leaves), torch.no_grad():
+            net(torch.zeros((1, *self.x.shape[1:]), dtype=dtype, device=self.x.device))
         return sizes
 
     def _train_pass(self) -> TrainPass:
@@ -350,14 +355,14 @@ class ProbeContext:
         if "input_jacobian" in wanted and not tokens:
             x.requires_grad_(True)
 
-        handles = []
+        hooks: list[tuple[nn.Module, Callable]] = []
         embedded: list[torch.Tensor] = []
         if "input_jacobian" in wanted and tokens:
             # Token ids have no gradient: the Jacobian is taken w.r.t. the input embeddings
             # (the word-embedding lookup's output, HF's get_input_embeddings()), the network's
             # first continuous input.
             embeddings = network_method(net, "get_input_embeddings", "jacob_cov", "the word-embedding module")()
-            handles.append(embeddings.register_forward_hook(lambda module, inputs, output: embedded.append(output)))
+            hooks.append((embeddings, lambda module, inputs, output: embedded.append(output)))
         activations: dict[str, torch.Tensor] = {}
         if "activation_gradient" in wanted:
 
@@ -367,7 +372,7 @@ class ProbeContext:
 
                 return hook
 
-            handles += [module.register_forward_hook(keep_output(name)) for name, module in layers]
+            hooks += [(module, keep_output(name)) for name, module in layers]
 
         relu_kernel = None
         if "relu_codes" in wanted:
@@ -382,13 +387,10 @@ class ProbeContext:
             # Token networks (transformers) have GELUs where CNNs have ReLUs: the code is the
             # same sign of the pre-activation.
             coded = (nn.ReLU, nn.GELU) if tokens else (nn.ReLU,)
-            handles += [m.register_forward_hook(accumulate_codes) for m in net.modules() if isinstance(m, coded)]
+            hooks += [(m, accumulate_codes) for m in net.modules() if isinstance(m, coded)]
 
-        try:
+        with forward_hooks(hooks):
             logits = self.forward(net, x)
-        finally:
-            for handle in handles:
-                handle.remove()
 
         result = TrainPass(logits=logits.detach(), weights={}, grads={}, relu_kernel=relu_kernel)
         result.weights = {name: module.weight.detach() for name, module in layers}

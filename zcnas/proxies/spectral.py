@@ -31,6 +31,7 @@ from zcnas.errors import ProxyError
 from zcnas.proxies.passes import (
     WEIGHTED_LAYERS,
     ProbeContext,
+    forward_hooks,
     gaussian_init,
     kaiming_fan_in_init,
     network_method,
@@ -238,16 +239,9 @@ def first_sample_features(ctx: ProbeContext) -> list[ModuleFeature]:
 
             return hook
 
-        handles = [
-            module.register_forward_hook(record(name, isinstance(module, WEIGHTED_LAYERS)))
-            for name, module in net.named_modules()
-        ]
-        try:
-            with torch.no_grad():
-                net(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        hooks = ((module, record(name, isinstance(module, WEIGHTED_LAYERS))) for name, module in net.named_modules())
+        with forward_hooks(hooks), torch.no_grad():
+            net(x)
         return records
 
     return ctx._cached("first_sample_features", compute)
@@ -376,16 +370,9 @@ def az_pass(ctx: ProbeContext) -> AZPass:
         x = torch.randn(ctx.x.shape, generator=generator, dtype=dtype, device=device)
         stem_output: list[torch.Tensor] = []
         stem = getattr(net, "stem", None)
-        handle = (
-            stem.register_forward_hook(lambda module, inputs, output: stem_output.append(output))
-            if isinstance(stem, nn.Module)
-            else None
-        )
-        try:
+        hooks = [(stem, lambda module, inputs, output: stem_output.append(output))] if isinstance(stem, nn.Module) else []
+        with forward_hooks(hooks):
             cells = list(cell_features(x))
-        finally:
-            if handle is not None:
-                handle.remove()
         features = stem_output[:1] + cells
         if len(features) < 2:
             raise ProxyError("AZ-NAS needs at least two cell features (stem and one cell) to compare.")

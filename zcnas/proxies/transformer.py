@@ -35,12 +35,13 @@ divided by the number of terms summed, as the notebook's ``*_normalized`` functi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
 from zcnas.errors import ProxyError
-from zcnas.proxies.passes import ProbeContext, network_method
+from zcnas.proxies.passes import ProbeContext, forward_hooks, network_method
 from zcnas.proxies.registry import ProxyResult, proxy
 
 REFERENCE = (
@@ -119,7 +120,7 @@ def transformer_pass(ctx: ProbeContext) -> TransformerPass:
         encode = network_method(net, "encode", "The transformer metrics", "the encoder's last hidden state")
         layers = _encoder_layers(net)
         result = TransformerPass()
-        handles = []
+        hooks: list[tuple[nn.Module, Callable]] = []
 
         def on_activation(slot_prefix: str):
             calls = [0]
@@ -140,15 +141,15 @@ def transformer_pass(ctx: ProbeContext) -> TransformerPass:
         linear: dict[str, nn.Linear] = {}
         for i, layer in enumerate(layers):
             prefix = f"layers.{i}"
-            handles.append(layer.activation.register_forward_hook(on_activation(prefix)))
+            hooks.append((layer.activation, on_activation(prefix)))
             operation = layer.operation
             for name in HEAD_MODULES:
                 module = getattr(operation, name, None)
                 if isinstance(module, nn.Module):
-                    handles.append(module.register_forward_hook(on_output(result.head_terms, f"{prefix}.operation")))
+                    hooks.append((module, on_output(result.head_terms, f"{prefix}.operation")))
             softmax = getattr(operation, "softmax", None)
             if isinstance(softmax, nn.Module):
-                handles.append(softmax.register_forward_hook(on_output(result.softmax_terms, f"{prefix}.operation")))
+                hooks.append((softmax, on_output(result.softmax_terms, f"{prefix}.operation")))
             for path, module in layer.named_modules(prefix=prefix):
                 if isinstance(module, nn.Linear):
                     linear[path] = module
@@ -156,11 +157,8 @@ def transformer_pass(ctx: ProbeContext) -> TransformerPass:
         if not isinstance(positions, nn.Embedding):
             raise ProxyError("The transformer metrics need the encoder's embeddings.position_embeddings table.")
         ids = ctx.x.detach()
-        try:
+        with forward_hooks(hooks):
             hidden = encode(ids)  # no attention mask: the notebook's ElectraModel never applied it
-        finally:
-            for handle in handles:
-                handle.remove()
         tensors = [module.weight for module in linear.values()] + [positions.weight]
         grads = torch.autograd.grad(hidden, tensors, torch.ones_like(hidden), allow_unused=True)
         for (path, module), grad in zip(linear.items(), grads):
