@@ -54,6 +54,11 @@ AZ_SIGMA_EPS = 1e-6
 AZ_IDENTITY_PAIR = -1e6
 
 SPECTRAL = "spectral"
+# Why MeCo and MeCo_opt refuse token networks.
+MECO_NOT_FOR = (
+    "it reads every module's output as channels x positions, and a token network's outputs have no one such "
+    "layout (channels last for linear maps, first for convolutions, heads for attention)"
+)
 MECO_REFERENCE = (
     "Jiang et al., NeurIPS 2023 (MeCo); HamsterMimi/MeCo correlation/NAS_Bench_201.py get_score, "
     "correlation/foresight/pruners/measures/meco.py"
@@ -406,7 +411,7 @@ def _terms(features: list[ModuleFeature], term: Callable[[ModuleFeature], float]
 
 @proxy(
     "meco",
-    not_for="it reads every module's output as channels x positions, and a token network's outputs have no one such layout (channels last for linear maps, first for convolutions, heads for attention)",
+    not_for=MECO_NOT_FOR,
     family=SPECTRAL,
     passes=("first_sample_features",),
     needs_labels=False,
@@ -452,7 +457,7 @@ def meco(ctx: ProbeContext) -> ProxyResult:
 
 @proxy(
     "meco_opt",
-    not_for="it reads every module's output as channels x positions, and a token network's outputs have no one such layout (channels last for linear maps, first for convolutions, heads for attention)",
+    not_for=MECO_NOT_FOR,
     family=SPECTRAL,
     passes=("first_sample_features",),
     needs_labels=False,
