@@ -157,7 +157,8 @@ def _repeat_agreement(
     was made; the interval: percentiles of that mean over the same resamples); a repeat with
     fewer than 3 usable scores is left out and counted in `repeats_left_out`. `retest`: the
     run's agreement with itself, the mean Spearman between two of its usable repeats
-    (`zcnas.report.reliability`, on the architectures where each of them succeeded). None for a run of one repeat, or when no repeat is usable."""
+    (`zcnas.report.reliability`, on the architectures where each of them succeeded). None for
+    a run of one repeat, or when no repeat is usable."""
     from zcnas.report.reliability import proxy_reliability
 
     if proxy not in store.repeat_scores or store.repeat_scores[proxy].shape[1] < 2:
@@ -186,8 +187,10 @@ def _repeat_agreement(
             values[done][:, kept], status[done][:, kept], store.spec.vary,
             None if counts is None else counts[:, done], confidence, indices=tuple(kept),
         )
-    retest = {"n": 0, "spearman": {"value": None, "low": None, "high": None}} if own is None else {
-        "n": own["n"], "spearman": own["agreement"]["spearman"]}
+    if own is None:  # one usable repeat: nothing to retest against
+        retest = {"n": 0, "spearman": {"value": None, "low": None, "high": None}}
+    else:
+        retest = {"n": own["n"], "spearman": own["agreement"]["spearman"]}
     return {
         "repeats": int(usable.shape[1]),
         "repeats_left_out": left_out,
