@@ -245,3 +245,31 @@ def test_repeats_on_run_b_over_a_permuted_subset_with_a_failed_and_a_pending_rep
     # the retest stands on the two usable repeats (no architecture has all three)
     assert theirs["retest"]["n"] == 80
     assert theirs["retest"]["spearman"]["value"] == pytest.approx(stats.spearmanr(repeats[done, 0], repeats[done, 1])[0])
+
+
+def test_one_usable_repeat_has_no_retest(base, tmp_path):
+    """Two repeats, the second failed everywhere: one repeat against the other run is still
+    measured; the run against itself has nothing to pair with and says so (no value)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    truth = base.scores["snip"]
+    first = truth + rng.normal(scale=0.5, size=120)
+    spec = RunSpec(
+        benchmark="none.h5", benchmark_name="test", search_space="nb201", dataset="cifar10", num_classes=10,
+        proxies=("snip",), seed=0, sample=120, batch_size=8, repeats=2, vary="init",
+    )
+    store = RunStore.create(
+        tmp_path / "r.h5", spec, encodings=list(base.encodings), index=np.arange(120),
+        arch_seeds=np.zeros(120, dtype=np.int64), targets={"acc": np.linspace(0, 1, 120)},
+    )
+    store.repeat_scores["snip"][:, 0] = first
+    store.repeat_status["snip"][:, 0] = OK
+    store.repeat_status["snip"][:, 1] = FAILED
+    store.scores["snip"] = first
+    store.status["snip"][:] = OK
+    store.checkpoint()
+    mine = entry(compare_runs(RunStore.open(tmp_path / "r.h5"), base, resamples=20), "snip")["repeats_a"]
+    assert mine["repeats_left_out"] == 1
+    assert mine["one_repeat"]["spearman"]["value"] == pytest.approx(stats.spearmanr(first, truth)[0])
+    assert mine["retest"] == {"n": 0, "spearman": {"value": None, "low": None, "high": None}}
