@@ -337,16 +337,22 @@ def test_one_relu_through_the_origin_splits_the_patches_into_two_regions():
     assert run("linear_regions", OneHiddenLayer(hidden=1), torch.ones(2, 1, 8, 8)).score == 1.0
 
 
-def test_patches_too_small_for_the_network_fail_in_one_sentence():
-    """NB101's max-pools shrink TE-NAS's 3x3 patches to nothing: a clear failure, not torch's."""
+@pytest.mark.parametrize(
+    "space, options",
+    [("nb101", {"C": 8, "stacks": 3, "cells_per_stack": 1}), ("darts", {"C": 4, "layers": 3})],
+)
+def test_patches_too_small_for_the_network_fail_in_one_sentence(space, options):
+    """NB101's max-pools shrink TE-NAS's 3x3 patches to nothing; a DARTS reduction cell's
+    branches disagree on their size: a clear failure, not torch's."""
     from zcnas.spaces import get_space
 
     torch.manual_seed(0)
-    net = get_space("nb101").build("3|11.1", num_classes=10, C=8, stacks=3, cells_per_stack=1)
+    S = get_space(space)
+    net = S.build("3|11.1" if space == "nb101" else S.example, num_classes=10, **options)
     x, _ = data((4, 3, 32, 32), dtype=torch.float32)
     outcome = compute_proxies(net, x, None, ["linear_regions"], num_classes=10, seed=0)["linear_regions"]
     assert not outcome.ok
-    assert "3x3 patches are too small for this network" in outcome.error
+    assert outcome.error.startswith("ValueError: linear_regions: TE-NAS's 3x3 patches are too small for this network")
     assert "inputs='gaussian'" in outcome.error
     assert math.isnan(outcome.score)
 

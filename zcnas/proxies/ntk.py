@@ -188,9 +188,9 @@ def linear_regions(ctx: ProbeContext, *, inputs: str = "patches") -> ProxyResult
     distinct patterns over the 3000 patches is the number of linear regions the patches
     fall in. The re-init and the patches come from the context's generator for
     "linear_regions" (seeded by the architecture's seed), so a score is reproducible.
-    A network whose downsampling shrinks a 3×3 patch to nothing (NB101's 2×2 max-pools
-    between stacks) fails on each architecture with a message saying so; TE-NAS defines
-    no count for it.
+    A network whose downsampling cannot take a 3×3 patch (NB101's 2×2 max-pools between
+    stacks shrink it to nothing; a DARTS reduction cell's branches disagree on its size)
+    fails on each architecture with a message saying so; TE-NAS defines no count for it.
 
     Departures, each on purpose:
     - The network: the scored architecture at its own width. TE-NAS counts on a thin
