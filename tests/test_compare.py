@@ -36,16 +36,21 @@ def assert_user_error(result, *fragments):
         assert fragment in " ".join(text.split()), text
 
 
-def make_run(path, encodings, scores: dict[str, np.ndarray], *, space="nb201", failed: dict | None = None) -> RunStore:
-    """A finished run file holding the given scores (NaN where `failed` marks a row)."""
+def new_run(path, encodings, proxies, *, space="nb201", **spec_options) -> RunStore:
+    """An empty run file of `proxies` on `encodings` (spec_options: repeats, vary, ...)."""
     spec = RunSpec(
         benchmark="none.h5", benchmark_name="test", search_space=space, dataset="cifar10", num_classes=10,
-        proxies=tuple(scores), seed=0, sample=len(encodings), batch_size=8,
+        proxies=tuple(proxies), seed=0, sample=len(encodings), batch_size=8, **spec_options,
     )
-    store = RunStore.create(
+    return RunStore.create(
         path, spec, encodings=list(encodings), index=np.arange(len(encodings)),
         arch_seeds=np.zeros(len(encodings), dtype=np.int64), targets={"acc": np.linspace(0, 1, len(encodings))},
     )
+
+
+def make_run(path, encodings, scores: dict[str, np.ndarray], *, space="nb201", failed: dict | None = None) -> RunStore:
+    """A finished run file holding the given scores (NaN where `failed` marks a row)."""
+    store = new_run(path, encodings, scores, space=space)
     for name, values in scores.items():
         store.scores[name] = np.array(values, dtype=float)  # a copy: rows may be set to NaN below
         store.status[name] = np.full(len(encodings), OK, dtype=np.int8)
@@ -171,14 +176,7 @@ def test_a_run_with_repeats_is_compared_like_for_like(base, tmp_path):
     rng = np.random.default_rng(4)
     truth = base.scores["synflow"]
     repeats = truth[:, None] + rng.normal(scale=0.8, size=(120, 3))
-    spec = RunSpec(
-        benchmark="none.h5", benchmark_name="test", search_space="nb201", dataset="cifar10", num_classes=10,
-        proxies=("synflow",), seed=0, sample=120, batch_size=8, repeats=3, vary="batch",
-    )
-    store = RunStore.create(
-        tmp_path / "r.h5", spec, encodings=list(base.encodings), index=np.arange(120),
-        arch_seeds=np.zeros(120, dtype=np.int64), targets={"acc": np.linspace(0, 1, 120)},
-    )
+    store = new_run(tmp_path / "r.h5", base.encodings, ["synflow"], repeats=3, vary="batch")
     store.repeat_scores["synflow"][:] = repeats
     store.repeat_status["synflow"][:] = OK
     store.scores["synflow"] = repeats.mean(axis=1)
@@ -215,15 +213,7 @@ def test_repeats_on_run_b_over_a_permuted_subset_with_a_failed_and_a_pending_rep
     rows = rng.permutation(120)[:90]
     truth = base.scores["snip"][rows]
     repeats = truth[:, None] + rng.normal(scale=0.6, size=(90, 3))
-    spec = RunSpec(
-        benchmark="none.h5", benchmark_name="test", search_space="nb201", dataset="cifar10", num_classes=10,
-        proxies=("snip",), seed=0, sample=90, batch_size=8, repeats=3, vary="both",
-    )
-    encodings = [base.encodings[r] for r in rows]
-    store = RunStore.create(
-        tmp_path / "r.h5", spec, encodings=encodings, index=np.arange(90),
-        arch_seeds=np.zeros(90, dtype=np.int64), targets={"acc": np.linspace(0, 1, 90)},
-    )
+    store = new_run(tmp_path / "r.h5", [base.encodings[r] for r in rows], ["snip"], repeats=3, vary="both")
     store.repeat_scores["snip"][:] = repeats
     store.repeat_status["snip"][:] = OK
     store.repeat_status["snip"][:, 2] = FAILED  # repeat 2 failed on every architecture
@@ -255,14 +245,7 @@ def test_one_usable_repeat_has_no_retest(base, tmp_path):
     rng = np.random.default_rng(11)
     truth = base.scores["snip"]
     first = truth + rng.normal(scale=0.5, size=120)
-    spec = RunSpec(
-        benchmark="none.h5", benchmark_name="test", search_space="nb201", dataset="cifar10", num_classes=10,
-        proxies=("snip",), seed=0, sample=120, batch_size=8, repeats=2, vary="init",
-    )
-    store = RunStore.create(
-        tmp_path / "r.h5", spec, encodings=list(base.encodings), index=np.arange(120),
-        arch_seeds=np.zeros(120, dtype=np.int64), targets={"acc": np.linspace(0, 1, 120)},
-    )
+    store = new_run(tmp_path / "r.h5", base.encodings, ["snip"], repeats=2, vary="init")
     store.repeat_scores["snip"][:, 0] = first
     store.repeat_status["snip"][:, 0] = OK
     store.repeat_status["snip"][:, 1] = FAILED
